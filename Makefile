@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make search` (the main job) and `make test`.
+# Both create .venv and install what they need; torch==2.13.0 goes in first, explicitly, so that
+# pip does not pull a multi-GB CUDA build for an unpinned `torch`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+export RAY_AUTH_MODE ?= disabled
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+
+.PHONY: install search test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+search: install
+	$(BIN)/python benchmarks/bench_cost.py
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_cost.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,1 @@
+"""What results mean: Pareto fronts, hypervolume, knee points, plots and reports."""

@@ -1,0 +1,219 @@
+"""Binary building blocks: sign estimators, weight binarization, binary convs, RSign and RPReLU.
+
+A binary layer is emulated in floating point: activations and weights are mapped to ±1 (times an
+optional per-channel scale) in the forward pass and a surrogate gradient is used in the backward
+pass. The cost model recognises :class:`BinaryConv2d` and :class:`BinaryLinear` by type, so any
+module built from them is counted in bit-ops (BOPs) rather than FLOPs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ESTIMATORS",
+    "WEIGHT_SCALES",
+    "BinaryConv2d",
+    "BinaryLinear",
+    "RPReLU",
+    "RSign",
+    "Sign",
+    "binarize_weight",
+    "get_estimator",
+    "register_estimator",
+    "sign",
+]
+
+
+def sign(x: Tensor) -> Tensor:
+    """Sign with sign(0) = +1, so that every output is exactly ±1 (torch.sign maps 0 to 0)."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+#: name -> autograd function applying sign(x) forward and the estimator's surrogate backward.
+ESTIMATORS: dict[str, Callable[[Tensor], Tensor]] = {}
+
+
+def register_estimator(name: str) -> Callable[[type[torch.autograd.Function]], type[torch.autograd.Function]]:
+    """Class decorator adding a sign estimator (an autograd.Function) to :data:`ESTIMATORS`."""
+
+    def add(function: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
+        if name in ESTIMATORS:
+            raise ValueError(f"sign estimator {name!r} is already registered")
+        ESTIMATORS[name] = function.apply
+        return function
+
+    return add
+
+
+def get_estimator(name: str) -> Callable[[Tensor], Tensor]:
+    """The estimator called ``name``; an unknown name raises a ValueError listing the known ones."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown sign estimator {name!r}; choose one of {sorted(ESTIMATORS)}") from None
+
+
+@register_estimator("ste")
+class SignSTE(torch.autograd.Function):
+    """Straight-through estimator (Courbariaux et al.): gradient 1 inside |x| <= 1, 0 outside."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+@register_estimator("approx")
+class SignApprox(torch.autograd.Function):
+    """Bi-Real Net's piecewise-polynomial estimator: gradient 2 - 2|x| inside |x| < 1, 0 outside."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (2 - 2 * x.abs()).clamp_(min=0)
+
+
+#: How binary weights are scaled: ``none`` (pure ±1) or ``channel`` (XNOR-Net / Bi-Real: the mean
+#: absolute latent weight of each output channel).
+WEIGHT_SCALES: tuple[str, ...] = ("none", "channel")
+
+
+class _BinarizeWeight(torch.autograd.Function):
+    """sign(W)·α forward; straight-through on clamp(W, -1, 1) backward (α is not differentiated)."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, per_channel: bool) -> Tensor:
+        ctx.save_for_backward(weight)
+        binary = sign(weight)
+        if per_channel:
+            dims = tuple(range(1, weight.dim()))
+            binary = binary * weight.abs().mean(dim=dims, keepdim=True)
+        return binary
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        (weight,) = ctx.saved_tensors
+        return grad * (weight.abs() <= 1).to(grad.dtype), None
+
+
+def binarize_weight(weight: Tensor, scale: str = "channel") -> Tensor:
+    """Binarize latent weights: ±1, times mean|W| of each output channel when ``scale='channel'``."""
+    if scale not in WEIGHT_SCALES:
+        raise ValueError(f"unknown weight scale {scale!r}; choose one of {list(WEIGHT_SCALES)}")
+    return _BinarizeWeight.apply(weight, scale == "channel")
+
+
+class Sign(nn.Module):
+    """Binarizes activations with a named estimator."""
+
+    def __init__(self, estimator: str = "ste") -> None:
+        super().__init__()
+        self.estimator = estimator
+        self._sign = get_estimator(estimator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._sign(x)
+
+    def extra_repr(self) -> str:
+        return f"estimator={self.estimator!r}"
+
+
+class RSign(Sign):
+    """ReActNet's RSign: sign(x - α_c) with a learnable threshold α per channel (dim 1)."""
+
+    def __init__(self, channels: int, estimator: str = "ste") -> None:
+        super().__init__(estimator)
+        self.threshold = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._sign(x - self.threshold.to(x.dtype))
+
+
+class RPReLU(nn.Module):
+    """ReActNet's RPReLU: PReLU(x - γ_c) + ζ_c, a PReLU whose input and output are shifted per channel."""
+
+    def __init__(self, channels: int, init_slope: float = 0.25) -> None:
+        super().__init__()
+        self.shift_in = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.shift_out = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.slope = nn.Parameter(torch.full((channels,), init_slope))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x - self.shift_in, self.slope) + self.shift_out
+
+
+def _input_binarizer(channels: int, estimator: str, react: bool) -> Sign:
+    return RSign(channels, estimator) if react else Sign(estimator)
+
+
+class BinaryConv2d(nn.Conv2d):
+    """A drop-in nn.Conv2d whose inputs and weights are 1-bit.
+
+    Inputs go through sign (RSign when ``react``), weights through :func:`binarize_weight`.
+    Zero padding is kept as it is in Bi-Real Net and ReActNet (a third value at the border).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        estimator: str = "ste",
+        weight_scale: str = "channel",
+        react: bool = False,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        if weight_scale not in WEIGHT_SCALES:
+            raise ValueError(f"unknown weight scale {weight_scale!r}; choose one of {list(WEIGHT_SCALES)}")
+        self.weight_scale = weight_scale
+        self.binarize_input = _input_binarizer(in_channels, estimator, react)
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = binarize_weight(self.weight, self.weight_scale)
+        return self._conv_forward(self.binarize_input(x), weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", weight_scale={self.weight_scale!r}"
+
+
+class BinaryLinear(nn.Linear):
+    """A drop-in nn.Linear whose inputs and weights are 1-bit (see :class:`BinaryConv2d`)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = False,
+        *,
+        estimator: str = "ste",
+        weight_scale: str = "channel",
+    ) -> None:
+        super().__init__(in_features, out_features, bias)
+        if weight_scale not in WEIGHT_SCALES:
+            raise ValueError(f"unknown weight scale {weight_scale!r}; choose one of {list(WEIGHT_SCALES)}")
+        self.weight_scale = weight_scale
+        self.binarize_input = Sign(estimator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(self.binarize_input(x), binarize_weight(self.weight, self.weight_scale), self.bias)

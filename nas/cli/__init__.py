@@ -1,0 +1,73 @@
+"""The ``bimtdp`` command line: one sub-module per verb, imported only when that verb runs.
+
+Each verb module defines ``add_arguments(parser)`` (cheap: argparse only) and ``run(args) -> int``
+(which may import torch, optuna, ...). Heavy imports stay inside ``run`` so that ``bimtdp --help``
+answers at once. A :class:`~nas.errors.ConfigError` raised anywhere becomes one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from nas import __version__
+from nas.errors import ConfigError
+
+__all__ = ["VERBS", "main"]
+
+#: verb -> (module under nas.cli, one-line help). Add a verb by adding a module and a line here.
+VERBS: dict[str, tuple[str, str]] = {}
+
+EPILOG = """examples:
+  bimtdp --version
+  bimtdp <verb> --help
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse reports usage errors with exit 2 already; keep its one-line style for ours too."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bimtdp",
+        description="Architecture search over binary multi-task dense predictors (Bi-MTDP).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bimtdp-nas {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (module_name, help_text) in VERBS.items():
+        module = importlib.import_module(f"nas.cli.{module_name}")
+        sub = verbs.add_parser(
+            verb,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as error:
+        print(f"bimtdp {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bimtdp {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
