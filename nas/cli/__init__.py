@@ -19,7 +19,10 @@ from nas.errors import ConfigError
 __all__ = ["VERBS", "main"]
 
 #: verb -> (module under nas.cli, one-line help). Add a verb by adding a module and a line here.
-VERBS: dict[str, tuple[str, str]] = {}
+VERBS: dict[str, tuple[str, str]] = {
+    "cost": ("cost", "count FLOPs, BOPs and OPs of presets or architectures"),
+    "data": ("data", "generate previews of datasets"),
+}
 
 EPILOG = """examples:
   bimtdp --version

@@ -1,0 +1,94 @@
+"""Everything the accuracy-vs-cost picture shows, computed as data before anything is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.objectives import ObjectiveLike, cost_index, objective_values
+from analysis.pareto import as_bool, evaluated_trials, knee_point, pareto_front
+
+__all__ = ["TradeoffData", "tradeoff_data"]
+
+
+@dataclass(frozen=True)
+class TradeoffData:
+    """A study's trials split the way the trade-off plot shows them.
+
+    Attributes:
+        x: the cost objective (horizontal axis).
+        y: the other objective (vertical axis, e.g. Δm).
+        feasible: COMPLETE, feasible trials with both values.
+        infeasible: COMPLETE trials with both values that break a constraint.
+        front: the feasible Pareto front over ``(y, x)``, cheapest first.
+        knee: the front's knee point (``None`` when the front is empty).
+        presets: evaluated trials that are named presets (column ``preset`` non-empty).
+        failed: FAIL trials (no objective values; their cost may be known).
+        n_pruned: PRUNED trials.
+        n_unfinished: RUNNING / WAITING trials.
+        n_trials: every trial of the table, whatever its state.
+        projected: True when the study has more objectives than the two drawn (the front shown
+            is then the 2-D front of the drawn pair, not the study's front).
+    """
+
+    x: ObjectiveLike
+    y: ObjectiveLike
+    feasible: pd.DataFrame
+    infeasible: pd.DataFrame
+    front: pd.DataFrame
+    knee: pd.Series | None
+    presets: pd.DataFrame
+    failed: pd.DataFrame
+    n_pruned: int
+    n_unfinished: int
+    n_trials: int
+    projected: bool
+
+    def front_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """The front as ``(x, y)`` arrays, cheapest first: the steps of the attainment line."""
+        values = objective_values(self.front, [self.x, self.y])
+        return values[:, 0], values[:, 1]
+
+
+def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> TradeoffData:
+    """Split ``trials`` for the trade-off plot.
+
+    The horizontal axis is the cost objective (:func:`analysis.objectives.cost_index`), the
+    vertical one the first other objective; a single objective is not a trade-off.
+
+    Raises:
+        ValueError: fewer than two objectives.
+    """
+    if len(objectives) < 2:
+        raise ValueError("a trade-off needs two objectives")
+    ix = cost_index(objectives)
+    iy = next(i for i in range(len(objectives)) if i != ix)
+    pair = [objectives[iy], objectives[ix]]
+    states = trials["state"].astype(str).str.upper() if "state" in trials.columns else pd.Series("COMPLETE", trials.index)
+    evaluated = evaluated_trials(trials, pair, feasible_only=False)
+    feasible_flags = as_bool(evaluated["feasible"]) if "feasible" in evaluated.columns else pd.Series(True, evaluated.index)
+    feasible = evaluated.loc[feasible_flags.to_numpy()]
+    infeasible = evaluated.loc[~feasible_flags.to_numpy()]
+    front = pareto_front(trials, pair, feasible_only=True)
+    knee = knee_point(front, pair) if len(front) else None
+    if "preset" in evaluated.columns:
+        presets = evaluated.loc[evaluated["preset"].fillna("").astype(str) != ""]
+    else:
+        presets = evaluated.iloc[:0]
+    return TradeoffData(
+        x=objectives[ix],
+        y=objectives[iy],
+        feasible=feasible,
+        infeasible=infeasible,
+        front=front,
+        knee=knee,
+        presets=presets,
+        failed=trials.loc[(states == "FAIL").to_numpy()],
+        n_pruned=int((states == "PRUNED").sum()),
+        n_unfinished=int(states.isin(["RUNNING", "WAITING"]).sum()),
+        n_trials=len(trials),
+        projected=len(objectives) > 2,
+    )

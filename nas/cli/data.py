@@ -1,0 +1,76 @@
+"""Look at a dataset: a montage of images and their task labels.
+
+examples:
+  bimtdp data preview --dataset synth --out synth.png
+  bimtdp data preview --dataset synth --resolution 64 --count 8 --split val --out val64.png
+  bimtdp data preview --dataset nyud --root /data/NYUD_MT --resolution 240 320 --out nyud.png --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["add_arguments", "run"]
+
+_DATASETS = ("synth", "nyud", "pascal")  # checked again (loudly) by nas.data.dataset_meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_verb", metavar="SUBVERB", required=True)
+    p = sub.add_parser(
+        "preview",
+        help="write a PNG montage of images and their labels",
+        description="Write a PNG montage: one row per image, columns image + each task's label.",
+    )
+    p.add_argument("--dataset", default="synth", help=f"one of {', '.join(_DATASETS)} (default synth)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--root", default=None, help="dataset folder (nyud: NYUD_MT, pascal: PASCAL_MT)")
+    p.add_argument("--split", default="train", help="train or val (default train)")
+    p.add_argument("--count", type=int, default=6, help="images to show (default 6)")
+    p.add_argument(
+        "--resolution", type=int, nargs="+", default=None, metavar="N",
+        help="side, or H W (default: synth 128, real datasets as stored)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="synth: which scenes (default 0)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nas.data import get_dataset
+    from nas.data.preview import preview_panels, save_montage
+    from nas.errors import ConfigError
+
+    if args.count < 1:
+        raise ConfigError(f"--count must be >= 1, got {args.count}")
+    if args.resolution is not None and len(args.resolution) not in (1, 2):
+        raise ConfigError(f"--resolution takes one side or H W, got {args.resolution}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out must be a .png file, got {args.out}")
+    resolution = args.resolution
+    if resolution is None and args.dataset == "synth":
+        resolution = [128]
+    if resolution is not None:
+        resolution = resolution[0] if len(resolution) == 1 else tuple(resolution)
+    options = {"seed": args.seed} if args.dataset == "synth" else {}
+    dataset = get_dataset(
+        args.dataset, split=args.split, root=args.root, resolution=resolution, size=args.count, **options
+    )
+    titles, rows = preview_panels(dataset, args.count)
+    save_montage(titles, rows, out, title=f"{args.dataset} / {args.split}")
+    result = {
+        "out": str(out),
+        "dataset": args.dataset,
+        "split": args.split,
+        "images": len(rows),
+        "tasks": list(dataset.meta.task_names),
+        "resolution": list(rows[0][0].shape[:2]),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {out}: {len(rows)} {args.dataset} images with {', '.join(result['tasks'])}")
+    return 0

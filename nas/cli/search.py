@@ -1,0 +1,67 @@
+"""Search Bi-MTDP architectures: a multi-objective Optuna study of Δm against OPs.
+
+examples:
+  bimtdp search --study demo --space mini --fidelity quick --trials 12
+  bimtdp search --study nyud-1 --dataset nyud --data-root /data/NYUD_MT --trials 100 --max-ops 2e8
+  bimtdp search --study shared --storage journal:///mnt/shared/shared.log --timeout 3600
+
+Re-running the same command resumes the study (finished trials are kept); the results land in
+results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nas.cli._options import add_json, add_results_dir, print_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, metavar="NAME", help="study name (a folder under the results root)")
+    parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
+    parser.add_argument("--dataset", default="synth", help="synth (embedded), nyud or pascal (default: synth)")
+    parser.add_argument("--data-root", metavar="PATH", help="folder of a real dataset (nyud, pascal)")
+    parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
+    parser.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random (default: tpe)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold (default: 20)")
+    budget.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
+    parser.add_argument("--objectives", default="delta_m,ops", help="comma-separated: delta_m,ops[,size][,params]")
+    parser.add_argument("--max-ops", type=float, metavar="X", help="OPs budget: a constraint the sampler respects")
+    parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the teacher and every trial")
+    parser.add_argument("--no-presets", action="store_true", help="do not start with the paper's variants")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    add_results_dir(parser)
+    add_json(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.objectives import parse_objectives
+    from nas.search import Search, SearchConfig
+
+    if args.trials is not None and args.trials < 1:
+        from nas.errors import ConfigError
+
+        raise ConfigError(f"--trials must be >= 1, got {args.trials}")
+    config = SearchConfig(
+        study=args.study,
+        space=args.space,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        fidelity=args.fidelity,
+        sampler=args.sampler,
+        objectives=tuple(o.name for o in parse_objectives(args.objectives)),
+        max_ops=args.max_ops,
+        seed=args.seed,
+        presets=not args.no_presets,
+        storage=args.storage,
+        results_dir=args.results_dir,
+    )
+    log = (lambda line: None) if args.json else print
+    search = Search(config, log=log, device=args.device)
+    trials = args.trials if args.trials is not None or args.timeout is not None else 20
+    search.run(trials=trials, timeout=args.timeout)
+    from nas.cli.pareto import summarise
+
+    return summarise(search.open(), search.objectives, config.directory, as_json=args.json)

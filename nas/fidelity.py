@@ -1,0 +1,76 @@
+"""Training budgets ("fidelities") for one trial, from seconds-long smoke tests to full retraining.
+
+Budgets are counted in optimiser steps, never in wall time: binary layers are emulated (slower on
+CPU than their FP counterparts) and these machines are noisy, so a time budget would penalise
+binary architectures and add noise to the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from nas.errors import ConfigError
+
+__all__ = ["FIDELITIES", "Fidelity", "get_fidelity"]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How much training and evaluation one trial gets.
+
+    Attributes:
+        name: the name it is known by (``smoke``, ``quick``, ``proxy``, ``full`` or a custom one).
+        resolution: square training and evaluation resolution in pixels (a multiple of 32).
+        train_images: number of distinct training images.
+        eval_images: number of validation images the metrics are computed on.
+        steps: optimiser steps.
+        batch_size: images per step.
+        lr: peak learning rate.
+    """
+
+    name: str
+    resolution: int
+    train_images: int
+    eval_images: int
+    steps: int
+    batch_size: int
+    lr: float = 2e-3
+
+    def __post_init__(self) -> None:
+        if self.resolution % 32:
+            raise ConfigError(f"fidelity {self.name!r}: resolution must be a multiple of 32, got {self.resolution}")
+        for field in ("train_images", "eval_images", "steps", "batch_size"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"fidelity {self.name!r}: {field} must be >= 1, got {getattr(self, field)}")
+        if not self.lr > 0:
+            raise ConfigError(f"fidelity {self.name!r}: lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> "Fidelity":
+        """A copy with some fields changed (e.g. a longer budget for a rank-agreement study)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown fidelity field(s) {sorted(unknown)}; known: {[f.name for f in fields(self)]}")
+        return replace(self, **changes)
+
+
+FIDELITIES: dict[str, Fidelity] = {
+    f.name: f
+    for f in (
+        Fidelity("smoke", resolution=32, train_images=16, eval_images=8, steps=3, batch_size=4),
+        Fidelity("quick", resolution=64, train_images=256, eval_images=64, steps=150, batch_size=16),
+        Fidelity("proxy", resolution=64, train_images=512, eval_images=128, steps=300, batch_size=32),
+        Fidelity("full", resolution=128, train_images=4096, eval_images=512, steps=5000, batch_size=32),
+    )
+}
+
+
+def get_fidelity(name: str) -> Fidelity:
+    """The named fidelity; an unknown name raises ConfigError listing the known ones."""
+    try:
+        return FIDELITIES[name]
+    except KeyError:
+        raise ConfigError(f"unknown fidelity {name!r}; choose one of {list(FIDELITIES)}") from None

@@ -1,0 +1,334 @@
+"""The multi-objective architecture search: configuration, the Optuna study, and the trial loop.
+
+A :class:`SearchConfig` is validated as a whole before anything touches the disk. The study lives
+in an Optuna storage (SQLite under ``results/<study>/`` unless ``storage`` says otherwise) together
+with the configuration that created it, so that re-running the same command resumes it and a
+conflicting one is refused. Each trial: the sampler's parameters -> an Architecture -> its cost
+at the dataset's cost resolution -> proxy training against the cached FP teacher -> (Δm, OPs, ...)
+as the trial's values and everything else as user attributes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+import yaml
+
+from nas.errors import ConfigError
+from nas.objectives import Objective, parse_objectives
+from nas.results import atomic_write_text, study_dir
+from nas.samplers import SAMPLERS, make_sampler
+from nas.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
+
+__all__ = ["CONFIG_ATTR", "IDENTITY_FIELDS", "Search", "SearchConfig", "TrialFailed"]
+
+#: Study user attribute holding the configuration that created the study.
+CONFIG_ATTR = "bimtdp_config"
+#: Fields that define a study: resuming with another value would mix incomparable trials.
+IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "seed")
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not produce a result (diverged, crashed); its reason is in the trial."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search (the per-run ``--trials``/``--timeout`` are not part of it)."""
+
+    study: str
+    space: str = "bimtdp"
+    dataset: str = "synth"
+    data_root: str | None = None
+    fidelity: str = "proxy"
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = ("delta_m", "ops")
+    max_ops: float | None = None
+    seed: int = 0
+    presets: bool = True
+    storage: str | None = None
+    results_dir: str | None = None
+
+    @property
+    def directory(self) -> Path:
+        return study_dir(self.study, self.results_dir)
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.directory / 'study.db'}"
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed study must agree on (the space by its content, not its name)."""
+        from search_spaces import load_space
+
+        values = {name: getattr(self, name) for name in IDENTITY_FIELDS}
+        values["objectives"] = list(self.objectives)
+        values["space"] = load_space(self.space).to_dict()
+        return values
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["objectives"] = list(self.objectives)
+        return data
+
+    def validated(self) -> "SearchConfig":
+        """Check every field (no side effects); return a canonical copy or raise ConfigError."""
+        from nas.data import dataset_meta
+        from nas.fidelity import get_fidelity
+        from search_spaces import load_space
+
+        study_dir(self.study, self.results_dir)  # validates the name
+        load_space(self.space)
+        dataset_meta(self.dataset)
+        if self.dataset != "synth" and not self.data_root:
+            raise ConfigError(f"dataset {self.dataset!r} needs --data-root (the folder holding its files)")
+        if self.data_root and not Path(self.data_root).is_dir():
+            raise ConfigError(f"data root {self.data_root!r} is not a folder")
+        get_fidelity(self.fidelity)
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {list(SAMPLERS)}")
+        objectives = tuple(o.name for o in parse_objectives(list(self.objectives)))
+        if self.max_ops is not None and not (isinstance(self.max_ops, (int, float)) and self.max_ops > 0):
+            raise ConfigError(f"max_ops must be a positive number, got {self.max_ops!r}")
+        return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives})
+
+
+def _describe_conflict(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    diffs = [k for k in IDENTITY_FIELDS if stored.get(k) != wanted.get(k)]
+    shown = ", ".join(f"{k}: study has {_short(stored.get(k))}, asked {_short(wanted.get(k))}" for k in diffs)
+    return shown
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class Search:
+    """One study: opened (or created) from a validated config, run for some trials or seconds.
+
+    Args:
+        config: the search configuration (validated here).
+        evaluator: builds, costs and trains one architecture; defaults to the proxy trainer
+            (:class:`nas.trial.Evaluator`) for the config's dataset and fidelity.
+        log: where the one-line-per-trial progress goes.
+    """
+
+    config: SearchConfig
+    evaluator: Any = None
+    log: Callable[[str], None] = print
+    device: str = "auto"
+    _study: optuna.Study | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config = self.config.validated()
+        self.objectives: tuple[Objective, ...] = parse_objectives(list(self.config.objectives))
+        from search_spaces import PRESETS, load_space
+
+        self.space = load_space(self.config.space)
+        self.presets = PRESETS
+
+    # ------------------------------------------------------------------ the study
+    def open(self) -> optuna.Study:
+        """Create or load the study; refuse a conflicting configuration. Idempotent."""
+        if self._study is not None:
+            return self._study
+        config = self.config
+        storage = open_storage(config.storage_url, create_parent=config.storage is None)
+        identity = config.identity()
+        names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+        existed = config.study in names
+        if existed:
+            stored = optuna.load_study(study_name=config.study, storage=storage).user_attrs.get(CONFIG_ATTR, {})
+            conflict = _describe_conflict(stored, identity)
+            if conflict:
+                raise ConfigError(
+                    f"study {config.study!r} exists with another configuration ({conflict}); "
+                    "use another --study name or the same options"
+                )
+        constraints = self._constraints if config.max_ops is not None else None
+        existing = len(optuna.load_study(study_name=config.study, storage=storage).trials) if existed else 0
+        study = optuna.create_study(
+            study_name=config.study,
+            storage=storage,
+            directions=[o.direction for o in self.objectives],
+            # A resumed study must not replay the samples it already drew.
+            sampler=make_sampler(config.sampler, seed=config.seed + existing, constraints=constraints),
+            load_if_exists=True,
+        )
+        if not existed:
+            study.set_user_attr(CONFIG_ATTR, identity)
+            study.set_metric_names([o.name for o in self.objectives])
+            if config.presets:
+                self._enqueue_presets(study)
+        config.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config.directory / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        self._study = study
+        return study
+
+    def _constraints(self, trial: optuna.trial.FrozenTrial) -> list[float]:
+        ops = trial.user_attrs.get("ops")
+        return [0.0 if ops is None else float(ops) - float(self.config.max_ops)]
+
+    def _enqueue_presets(self, study: optuna.Study) -> None:
+        for name, arch in self.presets.items():
+            params = self.space.params_of(arch)
+            if params is None:
+                self.log(f"preset {name} is outside space {self.config.space!r}: not enqueued")
+                continue
+            study.enqueue_trial(params, user_attrs={"preset": name})
+
+    # ------------------------------------------------------------------ one trial
+    def _objective(self, trial: optuna.Trial) -> tuple[float, ...]:
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        arch = self.space.suggest(trial)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("arch_id", arch.id)
+        trial.set_user_attr("fidelity", self.config.fidelity)
+        if "preset" not in trial.user_attrs:
+            name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
+            trial.set_user_attr("preset", name)
+        done = self._completed_twin(trial.study, arch.id)
+        try:
+            if done is not None:
+                return self._copy_result(trial, done)
+            cost = self.evaluator.cost(arch)
+            for key, value in cost.items():
+                trial.set_user_attr(key, value)
+            feasible = self.config.max_ops is None or cost["ops"] <= self.config.max_ops
+            trial.set_user_attr("feasible", feasible)
+            outcome = self.evaluator.train(arch)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted by the user")
+            raise
+        except Exception as error:  # recorded, the search goes on
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            raise TrialFailed(str(error)) from error
+        trial.set_user_attr("metrics", outcome["metrics"])
+        for key in ("delta_m", "seconds", "steps"):
+            trial.set_user_attr(key, outcome[key])
+        return self._values(trial.user_attrs | outcome)
+
+    def _values(self, attrs: dict[str, Any]) -> tuple[float, ...]:
+        values = tuple(float(attrs[o.column]) for o in self.objectives)
+        if not all(math.isfinite(v) for v in values):
+            raise TrialFailed(f"non-finite objective values {values}")
+        return values
+
+    @staticmethod
+    def _completed_twin(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
+        for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if other.user_attrs.get("arch_id") == arch_id:
+                return other
+        return None
+
+    def _copy_result(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+        """A sampler proposed an architecture already trained: reuse its result, train nothing."""
+        skip = {WORKER_ATTR, "preset", "arch", "arch_id", "fidelity"}
+        for key, value in twin.user_attrs.items():
+            if key not in skip:
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("seconds", 0.0)
+        return tuple(twin.values)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, *, trials: int | None = None, timeout: float | None = None) -> optuna.Study:
+        """Run until the study holds ``trials`` finished trials or ``timeout`` seconds pass.
+
+        Trials that fail are recorded (state FAIL, ``fail_reason``) and do not count; the run gives
+        up after as many failures as trials were asked for, so a broken setup cannot spin forever.
+        Ctrl-C fails the running trial with reason "interrupted", writes the tables and re-raises.
+        """
+        if trials is None and timeout is None:
+            raise ConfigError("give --trials N or --timeout SECONDS")
+        study = self.open()
+        for number in fail_dead_local_trials(study):
+            self.log(f"trial {number} was left running by a process that died: marked failed")
+        if self.evaluator is None:
+            from nas.trial import Evaluator
+
+            self.evaluator = Evaluator.for_config(self.config, device=self.device, log=self.log)
+        self.evaluator.prepare()
+        started, failures = time.monotonic(), 0
+        target = trials
+
+        def finished() -> int:
+            return len(study.get_trials(deepcopy=False, states=_FINISHED))
+
+        if target is not None and finished() >= target:
+            self.log(f"study {self.config.study!r} already has {finished()} finished trials (asked {target})")
+            return study
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            nonlocal failures
+            failures += trial.state == optuna.trial.TrialState.FAIL
+            self.log(self._progress_line(study, trial, target))
+            if target is not None and (finished() >= target or failures >= max(target, 3)):
+                if failures >= max(target, 3):
+                    self.log(f"stopping: {failures} trials failed in this run")
+                study.stop()
+
+        try:
+            study.optimize(
+                self._objective,
+                timeout=timeout,
+                callbacks=[after_trial],
+                catch=(TrialFailed,),
+                gc_after_trial=False,
+            )
+        finally:
+            self.write_tables()
+        self.log(f"{finished()} finished trials; {time.monotonic() - started:.0f} s in this run")
+        return study
+
+    def _progress_line(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> str:
+        done = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        label = trial.user_attrs.get("preset") or trial.user_attrs.get("arch_id", "")
+        counter = f"[{done}/{target}]" if target else f"[{done}]"
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            result = "  ".join(f"{o.name} {v:.4g}" for o, v in zip(self.objectives, trial.values))
+            seconds = trial.user_attrs.get("seconds", 0.0)
+            extra = " (same architecture as trial %d)" % trial.user_attrs["duplicate_of"] if "duplicate_of" in trial.user_attrs else ""
+            status = f"{result}  {seconds:.1f}s{extra}"
+        else:
+            status = f"{trial.state.name}: {trial.user_attrs.get('fail_reason', '')}"
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        index = [o.name for o in self.objectives].index("delta_m")
+        best = max((t.values[index] for t in complete), default=float("nan"))
+        front = len(study.best_trials) if complete else 0
+        return f"{counter} trial {trial.number} {label}: {status} | best Δm {best:.2f}  front {front}"
+
+    def write_tables(self) -> None:
+        from nas.study_tables import write_tables
+
+        write_tables(self.open(), self.objectives, self.config.directory)
+
+
+def load_existing(study: str, *, storage: str | None = None, results_dir: str | None = None) -> tuple[optuna.Study, dict[str, Any], tuple[Objective, ...]]:
+    """Open a study that a search created, without creating anything; ConfigError if it is not there.
+
+    Returns:
+        The study, the configuration it was created with, and its objectives.
+    """
+    directory = study_dir(study, results_dir)
+    if storage is None:
+        database = directory / "study.db"
+        if not database.is_file():
+            raise ConfigError(f"no study {study!r}: {database} does not exist (run `bimtdp search --study {study}` first)")
+        storage = f"sqlite:///{database}"
+    opened = open_storage(storage)
+    try:
+        loaded = optuna.load_study(study_name=study, storage=opened)
+    except KeyError:
+        raise ConfigError(f"no study {study!r} in storage {storage!r}") from None
+    config = loaded.user_attrs.get(CONFIG_ATTR, {})
+    objectives = parse_objectives(config.get("objectives", ["delta_m", "ops"]))
+    return loaded, config, objectives

@@ -1,0 +1,117 @@
+"""A study's trials as one flat table, and the files a study leaves: trials.csv, pareto.csv/json.
+
+The trials table is the contract between the search and the analysis: one row per trial with
+``number``, ``state``, the objective columns (``delta_m``, ``ops``, ...), the cost figures, the
+per-task metrics as ``metric.<task>.<name>``, the architecture as ``arch.<dimension>`` columns
+(booleans for binarized modules, IB points and KD points), ``feasible``, ``fail_reason`` and timing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import optuna
+import pandas as pd
+
+from nas.arch import IB_POINTS, KD_POINTS
+from nas.objectives import Objective
+from nas.results import atomic_write_json, atomic_write_text
+
+__all__ = ["flat_architecture", "front_frame", "trials_frame", "write_tables"]
+
+_COST_COLUMNS = ("delta_m", "ops", "flops", "bops", "params", "size_bits")
+
+
+def flat_architecture(arch: Mapping[str, Any]) -> dict[str, Any]:
+    """The architecture's dictionary form as flat ``arch.<dimension>`` columns."""
+    binarize, binarizer = arch["binarize"], arch["binarizer"]
+    row: dict[str, Any] = {f"arch.bin_stage{i + 1}": bool(v) for i, v in enumerate(binarize["stages"])}
+    row.update({f"arch.bin_{m}": bool(binarize[m]) for m in ("neck", "decoders", "distill", "heads")})
+    row.update({f"arch.ib_{p}": p in arch["ib"]["points"] for p in IB_POINTS})
+    row.update({f"arch.kd_{p}": p in arch["kd"]["points"] for p in KD_POINTS})
+    row.update(
+        {
+            "arch.sharing": arch["decoder"]["sharing"],
+            "arch.distill": arch["decoder"]["distill"],
+            "arch.estimator": binarizer["activation"],
+            "arch.weight_scale": binarizer["weight_scale"],
+            "arch.react": bool(binarizer["react"]),
+            "arch.width": float(arch["width"]),
+            "arch.ib_beta": float(arch["ib"]["beta"]),
+            "arch.kd_weight": float(arch["kd"]["weight"]),
+        }
+    )
+    return row
+
+
+def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {
+        "number": trial.number,
+        "state": trial.state.name,
+        "arch_id": attrs.get("arch_id", ""),
+        "preset": attrs.get("preset", ""),
+        "feasible": bool(attrs.get("feasible", True)),
+        "fail_reason": attrs.get("fail_reason", ""),
+        "seconds": attrs.get("seconds", float("nan")),
+        "steps": attrs.get("steps", float("nan")),
+        "fidelity": attrs.get("fidelity", ""),
+        "duplicate_of": attrs.get("duplicate_of", float("nan")),
+        "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else "",
+        "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else "",
+    }
+    for column in _COST_COLUMNS:
+        row[column] = attrs.get(column, float("nan"))
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        row["delta_m"] = float("nan")  # only finished training gives an accuracy
+    for task, metrics in (attrs.get("metrics") or {}).items():
+        for name, value in metrics.items():
+            row[f"metric.{task}.{name}"] = value
+    if "arch" in attrs:
+        row.update(flat_architecture(attrs["arch"]))
+        row["arch_json"] = json.dumps(attrs["arch"], sort_keys=True)
+    return row
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial of ``study`` (every state), flat columns (see the module docstring)."""
+    rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["number", "state", *_COST_COLUMNS, "feasible", "arch_id", "preset"])
+    return frame.sort_values("number").reset_index(drop=True)
+
+
+def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
+    """The non-dominated COMPLETE and feasible trials, sorted by their first cost objective."""
+    from analysis.pareto import pareto_front
+
+    return pareto_front(trials, objectives, feasible_only=True)
+
+
+def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: str | Path) -> pd.DataFrame:
+    """Write ``trials.csv``, ``pareto.csv`` and ``pareto.json`` under ``out_dir``; return the front."""
+    out_dir = Path(out_dir)
+    trials = trials_frame(study)
+    front = front_frame(trials, objectives)
+    atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
+    atomic_write_text(out_dir / "pareto.csv", front.drop(columns=["arch_json"], errors="ignore").to_csv(index=False))
+    members = []
+    for _, row in front.iterrows():
+        trial = study.trials[int(row["number"])]
+        members.append(
+            {
+                "number": int(row["number"]),
+                "arch_id": row["arch_id"],
+                "preset": row["preset"],
+                "objectives": {o.name: row[o.column] for o in objectives},
+                "cost": {c: row[c] for c in _COST_COLUMNS if c in row},
+                "metrics": trial.user_attrs.get("metrics", {}),
+                "arch": trial.user_attrs.get("arch"),
+                "export": f"exports/{row['arch_id']}",
+            }
+        )
+    atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], "front": members})
+    return front
