@@ -70,7 +70,7 @@ class SignSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        return grad.masked_fill(x.abs() > 1, 0.0)
 
 
 @register_estimator("approx")
@@ -85,7 +85,8 @@ class SignApprox(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
-        return grad * (2 - 2 * x.abs()).clamp_(min=0)
+        # (2 - 2|x|)+ · grad with one temporary (training speed: this runs on every activation)
+        return x.abs().mul_(-2.0).add_(2.0).clamp_(min=0.0).mul_(grad)
 
 
 #: How binary weights are scaled: ``none`` (pure ±1) or ``channel`` (XNOR-Net / Bi-Real: the mean
@@ -98,17 +99,18 @@ class _BinarizeWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: Tensor, per_channel: bool) -> Tensor:
-        ctx.save_for_backward(weight)
-        binary = sign(weight)
+        magnitude = weight.abs()
+        # Only the straight-through mask is kept for backward (computed from |W|, needed anyway).
+        ctx.save_for_backward(magnitude > 1)
         if per_channel:
-            dims = tuple(range(1, weight.dim()))
-            binary = binary * weight.abs().mean(dim=dims, keepdim=True)
-        return binary
+            scale = magnitude.mean(dim=tuple(range(1, weight.dim())), keepdim=True)
+            return torch.where(weight >= 0, scale, -scale)
+        return sign(weight)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        (weight,) = ctx.saved_tensors
-        return grad * (weight.abs() <= 1).to(grad.dtype), None
+        (outside,) = ctx.saved_tensors
+        return grad.masked_fill(outside, 0.0), None
 
 
 def binarize_weight(weight: Tensor, scale: str = "channel") -> Tensor:

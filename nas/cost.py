@@ -100,6 +100,21 @@ class CostReport:
     def size_bits(self) -> int:
         return 32 * self.params_fp + self.params_binary
 
+    def scaled(self, factor: int, input_shape: tuple[int, ...]) -> "CostReport":
+        """This report with every spatial count multiplied by ``factor`` (parameters unchanged).
+
+        Exact for fully convolutional networks counted at a resolution ``sqrt(factor)`` times
+        smaller per side, when every feature map divides evenly (see :func:`nas.trial.cost_of`).
+        """
+        rows = tuple(
+            ModuleCost(m.module, m.type, m.flops * factor, m.bops * factor, m.other * factor, m.params, m.binary)
+            for m in self.modules
+        )
+        return CostReport(
+            input_shape, self.flops * factor, self.bops * factor, self.other * factor,
+            self.params_fp, self.params_binary, rows,
+        )
+
     def summary(self) -> dict[str, Any]:
         """The headline figures as plain JSON-able values (the keys of ``bimtdp cost --json``)."""
         return {

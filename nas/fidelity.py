@@ -26,7 +26,9 @@ class Fidelity:
         eval_images: number of validation images the metrics are computed on.
         steps: optimiser steps.
         batch_size: images per step.
-        lr: peak learning rate.
+        lr: peak learning rate (AdamW; linear warm-up, then linear decay to zero, see nas.train).
+        weight_decay: AdamW decay of FP conv/linear weights (latent binary weights, BN and biases
+            get none).
     """
 
     name: str
@@ -36,6 +38,7 @@ class Fidelity:
     steps: int
     batch_size: int
     lr: float = 2e-3
+    weight_decay: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.resolution % 32:
@@ -45,6 +48,8 @@ class Fidelity:
                 raise ConfigError(f"fidelity {self.name!r}: {field} must be >= 1, got {getattr(self, field)}")
         if not self.lr > 0:
             raise ConfigError(f"fidelity {self.name!r}: lr must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"fidelity {self.name!r}: weight_decay must be >= 0, got {self.weight_decay}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,11 +62,21 @@ class Fidelity:
         return replace(self, **changes)
 
 
+#: The named budgets (docs/BENCHMARKS.md has the measured times on 2 CPU cores):
+#:
+#: * ``smoke``: 3 steps at 32 px on 16 images, a whole fit in well under a second: the test suite and
+#:   the search tests run it many times. Its metrics mean nothing.
+#: * ``quick``: the README demo, 200 steps at batch 16, 64 px: ≈ 10-15 s per trial with evaluation,
+#:   so a 16-trial search plus its teacher fits in a few minutes on 2 idle cores.
+#: * ``proxy``: the default search budget, 300 steps at batch 32, 64 px (≈ 19 epochs of 512 scenes):
+#:   the issue's 120-step experiment separated FP from binary but left binary nets near the trivial
+#:   prior on depth and normals; 300 steps lets them learn, in ≈ 35 s per trial on 2 idle cores.
+#: * ``full``: retraining an exported architecture: 5000 steps at 128 px on 4096 scenes.
 FIDELITIES: dict[str, Fidelity] = {
     f.name: f
     for f in (
         Fidelity("smoke", resolution=32, train_images=16, eval_images=8, steps=3, batch_size=4),
-        Fidelity("quick", resolution=64, train_images=256, eval_images=64, steps=150, batch_size=16),
+        Fidelity("quick", resolution=64, train_images=256, eval_images=64, steps=200, batch_size=16),
         Fidelity("proxy", resolution=64, train_images=512, eval_images=128, steps=300, batch_size=32),
         Fidelity("full", resolution=128, train_images=4096, eval_images=512, steps=5000, batch_size=32),
     )

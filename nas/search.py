@@ -153,14 +153,13 @@ class Search:
                     f"study {config.study!r} exists with another configuration ({conflict}); "
                     "use another --study name or the same options"
                 )
-        constraints = self._constraints if config.max_ops is not None else None
         existing = len(optuna.load_study(study_name=config.study, storage=storage).trials) if existed else 0
         study = optuna.create_study(
             study_name=config.study,
             storage=storage,
             directions=[o.direction for o in self.objectives],
             # A resumed study must not replay the samples it already drew.
-            sampler=make_sampler(config.sampler, seed=config.seed + existing, constraints=constraints),
+            sampler=make_sampler(config.sampler, seed=config.seed + existing),
             load_if_exists=True,
         )
         if not existed:
@@ -173,53 +172,74 @@ class Search:
         self._study = study
         return study
 
-    def _constraints(self, trial: optuna.trial.FrozenTrial) -> list[float]:
-        ops = trial.user_attrs.get("ops")
-        return [0.0 if ops is None else float(ops) - float(self.config.max_ops)]
-
     def _enqueue_presets(self, study: optuna.Study) -> None:
+        """Seed the study with the paper's variants.
+
+        A preset inside the space is enqueued by its parameters, so the sampler learns from it. One
+        outside the space (``mini`` fixes the width, for instance) still runs, as a reference
+        trial without parameters: the front then always spans FP baseline to fully binary.
+        """
         for name, arch in self.presets.items():
-            params = self.space.params_of(arch)
-            if params is None:
-                self.log(f"preset {name} is outside space {self.config.space!r}: not enqueued")
-                continue
-            study.enqueue_trial(params, user_attrs={"preset": name})
+            if arch in self.space:
+                study.enqueue_trial(self.space.params_of(arch), user_attrs={"preset": name})
+            else:
+                study.enqueue_trial({}, user_attrs={"preset": name, "outside_space": True})
 
     # ------------------------------------------------------------------ one trial
     def _objective(self, trial: optuna.Trial) -> tuple[float, ...]:
-        trial.set_user_attr(WORKER_ATTR, this_worker())
-        arch = self.space.suggest(trial)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_id", arch.id)
-        trial.set_user_attr("fidelity", self.config.fidelity)
-        if "preset" not in trial.user_attrs:
-            name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
-            trial.set_user_attr("preset", name)
+        arch = self.begin_trial(trial)
         done = self._completed_twin(trial.study, arch.id)
         try:
-            if done is not None:
-                return self._copy_result(trial, done)
-            cost = self.evaluator.cost(arch)
-            for key, value in cost.items():
-                trial.set_user_attr(key, value)
-            feasible = self.config.max_ops is None or cost["ops"] <= self.config.max_ops
-            trial.set_user_attr("feasible", feasible)
-            outcome = self.evaluator.train(arch)
+            values = self._copy_result(trial, done) if done is not None else self.measure(arch, trial.set_user_attr)
+            if self.config.max_ops is not None:  # Optuna's samplers read it (feasible when <= 0)
+                trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
+            return values
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user")
             raise
         except Exception as error:  # recorded, the search goes on
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
             raise TrialFailed(str(error)) from error
-        trial.set_user_attr("metrics", outcome["metrics"])
+
+    def begin_trial(self, trial: optuna.trial.BaseTrial) -> Any:
+        """The trial's Architecture (sampled, or an enqueued preset), recorded in its user attributes.
+
+        Runs where the trial was asked for: this process's loop, or the Ray driver (nas.ray_backend).
+        """
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        if trial.user_attrs.get("outside_space"):
+            arch = self.presets[trial.user_attrs["preset"]]
+        else:
+            arch = self.space.suggest(trial)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("arch_id", arch.id)
+        trial.set_user_attr("fidelity", self.config.fidelity)
+        if "preset" not in trial.user_attrs:
+            name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
+            trial.set_user_attr("preset", name)
+        return arch
+
+    def measure(self, arch: Any, record: Callable[[str, Any], None]) -> tuple[float, ...]:
+        """Cost and proxy-train ``arch``; return the objective values.
+
+        Each result goes to ``record(key, value)`` as soon as it is known, so a training that fails
+        still leaves the cost behind. Runs where the training happens: this process
+        (``record=trial.set_user_attr``) or a Ray worker (``record`` fills a dict sent back).
+        """
+        cost = self.evaluator.cost(arch)
+        for key, value in cost.items():
+            record(key, value)
+        record("feasible", self.config.max_ops is None or cost["ops"] <= self.config.max_ops)
+        outcome = self.evaluator.train(arch)
+        record("metrics", outcome["metrics"])
         for key in ("delta_m", "seconds", "steps"):
-            trial.set_user_attr(key, outcome[key])
-        return self._values(trial.user_attrs | outcome)
+            record(key, outcome[key])
+        return self._values(cost | outcome)
 
     def _values(self, attrs: dict[str, Any]) -> tuple[float, ...]:
         values = tuple(float(attrs[o.column]) for o in self.objectives)
         if not all(math.isfinite(v) for v in values):
-            raise TrialFailed(f"non-finite objective values {values}")
+            raise ValueError(f"non-finite objective values {values}")
         return values
 
     @staticmethod

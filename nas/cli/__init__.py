@@ -22,6 +22,14 @@ __all__ = ["VERBS", "main"]
 VERBS: dict[str, tuple[str, str]] = {
     "cost": ("cost", "count FLOPs, BOPs and OPs of presets or architectures"),
     "data": ("data", "generate previews of datasets"),
+    "search": ("search", "run (or resume) a multi-objective architecture search"),
+    "status": ("status", "show how a study stands"),
+    "pareto": ("pareto", "write and print a study's Pareto front"),
+    "plot": ("plot", "draw a study's trade-off plots"),
+    "report": ("report", "write a study's report.md"),
+    "export": ("export", "export architectures with weights, cost and a deployable graph"),
+    "worker": ("worker", "join a study from another process or machine"),
+    "train": ("train", "train one architecture and print its metrics"),
 }
 
 EPILOG = """examples:
@@ -70,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bimtdp {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bimtdp cost --json | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

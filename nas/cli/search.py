@@ -32,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the teacher and every trial")
     parser.add_argument("--no-presets", action="store_true", help="do not start with the paper's variants")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    ray = parser.add_argument_group("Ray backend")
+    ray.add_argument("--backend", default="local", choices=("local", "ray"),
+                     help="local: trials run in this process; ray: as Ray Tune trials (default: local)")
+    ray.add_argument("--ray-address", metavar="ADDR",
+                     help="join a running Ray cluster (auto or HOST:PORT); default: start a local one on loopback")
+    ray.add_argument("--concurrency", type=int, default=2, metavar="K", help="trials running at once (default: 2)")
+    ray.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs per Ray trial (default: 1)")
+    ray.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G", help="GPUs per Ray trial (default: 0)")
     add_results_dir(parser)
     add_json(parser)
 
@@ -61,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.json else print
     search = Search(config, log=log, device=args.device)
     trials = args.trials if args.trials is not None or args.timeout is not None else 20
-    search.run(trials=trials, timeout=args.timeout)
+    if args.backend == "ray":
+        from nas.ray_backend import RayOptions, run_ray
+
+        options = RayOptions(address=args.ray_address, concurrency=args.concurrency,
+                             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+        run_ray(search, trials=trials, timeout=args.timeout, options=options)
+    else:
+        search.run(trials=trials, timeout=args.timeout)
     from nas.cli.pareto import summarise
 
     return summarise(search.open(), search.objectives, config.directory, as_json=args.json)

@@ -1,0 +1,147 @@
+"""Training speed: step time of binary vs FP presets, and the wall time of one proxy trial.
+
+Two measurements (see docs/BENCHMARKS.md for the figures and the machine):
+
+1. ``steps``: one training step (forward with aux outputs, loss, backward, AdamW) of each preset at
+   the proxy's batch and resolution, interleaved round-robin so that machine noise hits every
+   preset alike; median over ``--rounds``. Reports each preset's ms/step and its ratio to
+   ``mtdp-fp`` (binary layers are emulated by sign + float conv, so they cost *more* than FP at
+   training time), plus ``bi-mtdp-f`` with its KD term (teacher features from the cached bank, as ``fit`` does).
+2. ``trial``: one ``proxy`` trial of ``bi-mtdp-f`` as a search runs it, the teacher cached and the
+   data loaded: build + cost at the cost resolution + fit (train, evaluate) + result bookkeeping;
+   the overhead is everything but the optimiser steps.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_train.py steps --threads 2 --rounds 40
+    .venv/bin/python benchmarks/bench_train.py trial --threads 2     # trains the teacher once if absent
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from nas.fidelity import get_fidelity  # noqa: E402
+from nas.model import build  # noqa: E402
+from nas.train import Objective, Teacher, _feature_channels, _param_groups, fit, load_data, set_threads  # noqa: E402
+from search_spaces import get_preset  # noqa: E402
+
+
+def _stepper(name: str, train, fidelity, teacher=None):
+    arch = get_preset(name)
+    torch.manual_seed(0)
+    model = build(arch, train.meta.tasks).train()
+    points = arch.kd.points if teacher is not None else ()
+    objective = Objective(
+        arch, train.meta,
+        student_channels=_feature_channels(model, train.images, points),
+        teacher_channels=_feature_channels(teacher.model, train.images, points) if points else {},
+    )
+    optimiser = torch.optim.AdamW(_param_groups([model, objective], fidelity.weight_decay), lr=fidelity.lr)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> float:
+        index = torch.randint(len(train), (fidelity.batch_size,), generator=generator)
+        images, targets = train.batch(index)
+        start = time.perf_counter()
+        out = model(images, return_aux=True)
+        features = None
+        if points:
+            features = teacher.features_for(train, index, images, points)  # as fit does
+        loss = objective(out, targets, features)["total"]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        return time.perf_counter() - start
+
+    return step
+
+
+def bench_steps(args: argparse.Namespace) -> dict:
+    fidelity = get_fidelity(args.fidelity)
+    train, _ = load_data("synth", fidelity.with_(eval_images=1), cache_dir=args.cache_dir)
+    names = ["mtdp-fp", "bi-mtdp-f", "bi-mtdp-c", "bi-mtdp-naive"]
+    steppers = {n: _stepper(n, train, fidelity) for n in names}
+    # the teacher's weights do not matter for timing: an untrained mtdp-fp stands in
+    torch.manual_seed(1)
+    stand_in = Teacher(get_preset("mtdp-fp"), build(get_preset("mtdp-fp"), train.meta.tasks), {})
+    steppers["bi-mtdp-f+KD"] = _stepper("bi-mtdp-f", train, fidelity, teacher=stand_in)
+    times: dict[str, list[float]] = {n: [] for n in steppers}
+    for _ in range(args.warmup):
+        for step in steppers.values():
+            step()
+    for _ in range(args.rounds):
+        for name, step in steppers.items():
+            times[name].append(step())
+    median = {n: statistics.median(t) * 1e3 for n, t in times.items()}
+    return {
+        "threads": torch.get_num_threads(),
+        "batch": fidelity.batch_size,
+        "resolution": fidelity.resolution,
+        "rounds": args.rounds,
+        "ms_per_step": {n: round(v, 1) for n, v in median.items()},
+        "ratio_to_fp": {n: round(v / median["mtdp-fp"], 3) for n, v in median.items()},
+        "load_average": os.getloadavg(),
+    }
+
+
+def bench_trial(args: argparse.Namespace) -> dict:
+    from nas.cost import count
+
+    fidelity = get_fidelity(args.fidelity)
+    train, val = load_data("synth", fidelity, cache_dir=args.cache_dir)
+    teacher = Teacher.load_or_train(args.teacher_dir, train, val, fidelity, seed=0)
+    arch = get_preset(args.preset)
+    start = time.perf_counter()
+    h, w = train.meta.cost_resolution
+    torch.manual_seed(0)
+    cost = count(build(arch, train.meta.tasks), torch.zeros(1, 3, h, w))
+    cost_seconds = time.perf_counter() - start
+    result, _ = fit(arch, train, val, fidelity, teacher=teacher, seed=0)
+    record = json.dumps({**result.to_dict(), **cost.summary()})  # what a trial stores
+    total = time.perf_counter() - start
+    return {
+        "preset": args.preset,
+        "fidelity": fidelity.to_dict(),
+        "threads": torch.get_num_threads(),
+        "total_s": round(total, 2),
+        "train_s": round(result.train_seconds, 2),
+        "eval_s": round(result.eval_seconds, 2),
+        "cost_s": round(cost_seconds, 2),
+        "overhead_s": round(total - result.train_seconds, 2),
+        "overhead_share": round((total - result.train_seconds) / total, 3),
+        "ms_per_step": round(result.train_seconds / result.steps * 1e3, 1),
+        "record_bytes": len(record),
+        "delta_m": result.delta_m,
+        "load_average": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["steps", "trial"])
+    parser.add_argument("--fidelity", default="proxy")
+    parser.add_argument("--preset", default="bi-mtdp-f", help="trial: which preset")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--cache-dir", default="/tmp/bimtdp-synth-cache")
+    parser.add_argument("--teacher-dir", default="/tmp/bimtdp-experiment-teachers/proxy-seed0")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    result = bench_steps(args) if args.what == "steps" else bench_trial(args)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

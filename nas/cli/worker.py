@@ -1,0 +1,179 @@
+"""Join a study from another process or machine: run its trials until it holds enough.
+
+examples:
+  bimtdp search --study big --storage journal:///mnt/shared/big.log --trials 1   # create it once
+  bimtdp worker --study big --storage journal:///mnt/shared/big.log --trials 200 # on each machine
+  bimtdp worker --study big --storage postgresql://user@db/nas --timeout 3600
+
+The study's configuration (space, dataset, fidelity, objectives, seed, OPs budget) is read from the
+storage; a worker never changes it. Storage: a journal file on a disk every worker sees, or an RDB
+URL (PostgreSQL/MySQL; SQLite only for processes on one machine). --trials N means "until the
+study holds N finished trials", counted over all workers: a worker starts no trial once finished +
+running trials reach N (their workers replace any that fail). Trial numbers come from the storage
+and are never repeated; of two workers that start the last trial at the same instant, the one
+holding the later number records it as failed ("not needed") and stops: exactly N finish.
+Each machine loads (or trains once) the FP teacher under <results>/<study>/teacher; share the
+results folder to train it once overall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.cli._options import add_json, add_results_dir, add_study, print_json
+
+__all__ = ["add_arguments", "join", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_study(parser)
+    budget = parser.add_argument_group("budget (one at least)")
+    budget.add_argument("--trials", type=int, metavar="N", help="stop when the study holds N finished trials")
+    budget.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds")
+    parser.add_argument("--space", metavar="FILE",
+                        help="the space's YAML file, if the study was created from one (built-in spaces are found)")
+    parser.add_argument("--sampler", help="tpe, nsga2, gp or random (default: the study's, from its config.yaml, else tpe)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    add_results_dir(parser)
+    add_json(parser)
+
+
+def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace) -> Any:
+    """The SearchConfig a study was created with, from what its storage (and config.yaml) hold."""
+    import yaml
+
+    from nas.errors import ConfigError
+    from nas.results import study_dir
+    from nas.search import SearchConfig
+    from search_spaces import SPACES, load_space
+
+    if not stored:
+        raise ConfigError(f"study {study.study_name!r} was not created by `bimtdp search` (no configuration stored)")
+    config_file = study_dir(study.study_name, args.results_dir) / "config.yaml"
+    saved = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    space = args.space
+    if space is None:
+        name = stored["space"].get("name")
+        if name in SPACES and load_space(name).to_dict() == stored["space"]:
+            space = name
+        elif saved.get("space") and Path(str(saved["space"])).is_file():
+            space = saved["space"]
+        else:
+            raise ConfigError(f"study {study.study_name!r} uses the custom space {name!r}: "
+                              "pass --space FILE (the YAML it was created from)")
+    return SearchConfig(
+        study=study.study_name,
+        space=space,
+        dataset=stored["dataset"],
+        data_root=stored.get("data_root"),
+        fidelity=stored["fidelity"],
+        sampler=args.sampler or saved.get("sampler") or "tpe",
+        objectives=tuple(stored["objectives"]),
+        max_ops=stored.get("max_ops"),
+        seed=stored["seed"],
+        presets=False,
+        storage=args.storage,
+        results_dir=args.results_dir,
+    )
+
+
+def join(search: Any, *, trials: int | None = None, timeout: float | None = None,
+         log: Callable[[str], None] = print) -> list[int]:
+    """Run trials of ``search``'s existing study until it holds ``trials`` finished trials (counted
+    over every process) or ``timeout`` seconds pass; return the numbers of the trials run here."""
+    import optuna
+
+    from nas.errors import ConfigError
+    from nas.samplers import make_sampler
+    from nas.search import TrialFailed
+    from nas.storage import fail_dead_local_trials
+    from nas.trial import Evaluator
+
+    if trials is None and timeout is None:
+        raise ConfigError("give --trials N or --timeout SECONDS")
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    study = search.open()
+    # Workers opening the study at once would share a seed and propose the same architectures.
+    study.sampler = make_sampler(search.config.sampler, seed=(search.config.seed + len(study.trials) + os.getpid()) % 2**31)
+    if search.evaluator is None:
+        search.evaluator = Evaluator.for_config(search.config, device=search.device, log=log)
+    search.evaluator.prepare()
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    started, ran, failures = time.monotonic(), [], 0
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal failures
+        ran.append(trial.number)
+        failures += trial.state == optuna.trial.TrialState.FAIL and not surplus
+        log(search._progress_line(study, trial, trials))
+
+    surplus = False
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        nonlocal surplus
+        if trials is not None:
+            # Two workers may both have seen room for one more trial; the storage numbers trials
+            # in order, so the later one sees the earlier one running and steps back.
+            ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+            if sum(t.state in finished_states or t.state == optuna.trial.TrialState.RUNNING for t in ahead) >= trials:
+                surplus = True
+                trial.set_user_attr("fail_reason", "not needed: another worker started the study's last trial first")
+                raise TrialFailed("not needed")
+        return search._objective(trial)
+
+    try:
+        while timeout is None or time.monotonic() - started < timeout:
+            for number in fail_dead_local_trials(study):
+                log(f"trial {number} was left running by a process that died: marked failed")
+            if trials is not None:
+                states = [t.state for t in study.get_trials(deepcopy=False)]
+                finished = sum(s in finished_states for s in states)
+                running = states.count(optuna.trial.TrialState.RUNNING)
+                if finished + running >= trials:
+                    break  # enough are done or under way; their workers replace any that fail
+                if failures >= max(trials, 3):
+                    log(f"stopping: {failures} trials failed in this worker")
+                    break
+            study.optimize(objective, n_trials=1, callbacks=[record], catch=(TrialFailed,), gc_after_trial=False)
+            if surplus:
+                break
+    finally:
+        search.write_tables()
+    return ran
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.search import Search, load_existing
+
+    if args.trials is None and args.timeout is None:
+        from nas.errors import ConfigError
+
+        raise ConfigError("give --trials N or --timeout SECONDS")
+    study, stored, _ = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
+    config = _rebuild_config(study, stored, args)
+    log = (lambda line: None) if args.json else print
+    search = Search(config, log=log, device=args.device)
+    started = time.monotonic()
+    ran = join(search, trials=args.trials, timeout=args.timeout, log=log)
+    trials = search.open().get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    summary = {
+        "study": config.study,
+        "worker": f"{os.uname().nodename}:{os.getpid()}",
+        "trials_run": ran,
+        "completed": [n for n in ran if by_number[n].state.name == "COMPLETE"],
+        "failed": [n for n in ran if by_number[n].state.name == "FAIL"],
+        "study_finished": sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"worker ran {len(ran)} trials ({len(summary['failed'])} failed); "
+              f"the study holds {summary['study_finished']} finished trials")
+    return 0

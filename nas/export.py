@@ -1,0 +1,548 @@
+"""Exporting searched architectures: what to ship, and reading a shipped one back safely.
+
+An export is one folder, ``results/<study>/exports/<arch-id>/``::
+
+    arch.json       the architecture, a plain file for nas.arch.load_architecture / `bimtdp train --arch`
+    weights.pt      the proxy-trained state_dict (tensors only: loads with torch.load(weights_only=True))
+    cost.json       the full cost report at the dataset's cost resolution, per-module table included
+    metrics.json    the trial's metrics, Δm, fidelity, study and trial number
+    model.pt2       the deployable graph (torch.export), or model.ts (TorchScript) when export fails
+    manifest.json   sha256 and size of every file above, the arch id, the dataset, the graph format
+
+Deployable graph. The binary layers use custom ``torch.autograd.Function`` s (sign with a surrogate
+gradient, weight binarization). In eval mode under ``torch.no_grad`` only their ``forward`` runs,
+and ``torch.export`` traces straight through it into plain ATen ops (``ge``/``where`` for sign,
+``abs``/``mean``/``mul`` for the weight scale): the graph saves, loads without our code, runs with
+a dynamic batch and any input side that is a multiple of 32, and reproduces the eager outputs
+exactly. It is tried first. ``torch.jit.trace`` of the same network records each Function as a
+``prim::PythonOp`` that cannot be serialised ("Could not export Python function call
+'_BinarizeWeight'"), so the TorchScript fallback traces a *folded* copy instead: latent weights
+replaced by their binarized values (binarizing them again is the identity, so they are stored
+binarized) and the estimators replaced by the plain :func:`nas.binary.sign`. Either graph is
+checked against the eager model on a random input before it is written; a graph that fails the
+check is not shipped (the manifest says why).
+
+Writes are atomic: the folder is assembled under a temporary name inside ``exports/`` and renamed
+into place; an existing export of the same id is moved aside first and removed after the rename.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from nas.arch import Architecture, load_architecture
+from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "ExportResult",
+    "Selection",
+    "build_graph",
+    "export_architecture",
+    "export_trials",
+    "load_export",
+    "load_graph",
+    "select_trials",
+    "verify_export",
+]
+
+#: ``manifest.json``'s ``format`` value; bump ``version`` when the layout changes.
+EXPORT_FORMAT = "bimtdp-export"
+EXPORT_VERSION = 1
+GRAPH_FILES = {"torch.export": "model.pt2", "torchscript": "model.ts"}
+#: A graph must reproduce the eager outputs this closely (both run the same ATen ops in the same order).
+GRAPH_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """One export written: where, which trial, which graph format (``None``: no graph) and why."""
+
+    arch_id: str
+    path: Path
+    trial: int
+    preset: str
+    graph_format: str | None
+    graph_note: str
+    files: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch_id": self.arch_id,
+            "path": str(self.path),
+            "trial": self.trial,
+            "preset": self.preset,
+            "graph_format": self.graph_format,
+            "graph_note": self.graph_note,
+            "files": list(self.files),
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which trials to export: exactly one of the fields is set (mirrors the CLI's options)."""
+
+    trial: int | None = None
+    knee: bool = False
+    pareto: bool = False
+    best_under_ops: float | None = None
+
+    def __post_init__(self) -> None:
+        chosen = sum([self.trial is not None, self.knee, self.pareto, self.best_under_ops is not None])
+        if chosen != 1:
+            raise ConfigError("choose exactly one of --trial N, --knee, --pareto, --best-under-ops X")
+
+
+# ------------------------------------------------------------------------------------ selection
+def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: Selection) -> list["optuna.trial.FrozenTrial"]:
+    """The COMPLETE trials a selection names, one per architecture, cheapest first for fronts.
+
+    Raises:
+        ConfigError: no such trial, a trial that did not complete, an empty front, or no trial
+            under the OPs budget.
+    """
+    import optuna
+
+    from analysis.pareto import knee_point, pareto_front
+    from nas.study_tables import trials_frame
+
+    trials = study.get_trials(deepcopy=False)
+    if selection.trial is not None:
+        number = selection.trial
+        if not 0 <= number < len(trials):
+            span = f"0..{len(trials) - 1}" if trials else "none yet"
+            raise ConfigError(f"no trial {number} in study {study.study_name!r} (trials: {span})")
+        chosen = trials[number]
+        if chosen.state != optuna.trial.TrialState.COMPLETE:
+            reason = chosen.user_attrs.get("fail_reason") or "no result"
+            raise ConfigError(f"trial {number} is {chosen.state.name} ({reason}): only COMPLETE trials can be exported")
+        return [chosen]
+
+    frame = trials_frame(study)
+    if selection.best_under_ops is not None:
+        budget = float(selection.best_under_ops)
+        ok = frame[(frame["state"] == "COMPLETE") & frame["feasible"].astype(bool)]
+        under = ok[ok["ops"] <= budget]
+        if under.empty:
+            cheapest = f"; the cheapest feasible complete trial has {ok['ops'].min():.4g} OPs" if len(ok) else ""
+            raise ConfigError(f"no feasible complete trial has OPs <= {budget:.4g}{cheapest}")
+        best = under.sort_values(["delta_m", "ops", "number"], ascending=[False, True, True]).iloc[0]
+        return [trials[int(best["number"])]]
+
+    front = pareto_front(frame, objectives, feasible_only=True)
+    if front.empty:
+        raise ConfigError(f"study {study.study_name!r} has no complete feasible trial: its Pareto front is empty")
+    if selection.knee:
+        if len(objectives) != 2:
+            raise ConfigError(f"--knee needs a study with two objectives; this one has {[o.name for o in objectives]}")
+        knee = knee_point(front, objectives)
+        return [trials[int(knee["number"])]]
+    seen: set[str] = set()
+    chosen_trials = []
+    for number, arch_id in zip(front["number"], front["arch_id"]):
+        if arch_id not in seen:  # a duplicate trial shares its twin's architecture and weights
+            seen.add(arch_id)
+            chosen_trials.append(trials[int(number)])
+    return chosen_trials
+
+
+# ------------------------------------------------------------------------------------ graph
+def _fold_for_tracing(model: "torch.nn.Module") -> "torch.nn.Module":
+    """A copy whose binary layers hold binarized weights and call plain sign (no autograd.Function)."""
+    import torch
+
+    from nas.binary import BinaryConv2d, BinaryLinear, Sign, binarize_weight, sign
+
+    class _FoldedConv(BinaryConv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self._conv_forward(self.binarize_input(x), self.weight, self.bias)
+
+    class _FoldedLinear(BinaryLinear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.linear(self.binarize_input(x), self.weight, self.bias)
+
+    folded = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for module in folded.modules():
+            if isinstance(module, Sign):
+                module._sign = sign
+            if isinstance(module, BinaryConv2d):
+                module.weight.copy_(binarize_weight(module.weight, module.weight_scale))
+                module.__class__ = _FoldedConv
+            elif isinstance(module, BinaryLinear):
+                module.weight.copy_(binarize_weight(module.weight, module.weight_scale))
+                module.__class__ = _FoldedLinear
+    return folded
+
+
+def _graph_bytes(model: "torch.nn.Module", example: "torch.Tensor", graph_format: str) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        if graph_format == "torch.export":
+            from torch.export import Dim
+
+            # Batch ≥ 2 in the example: torch.export specialises a size-1 dimension to a constant.
+            sides = {2: 32 * Dim("h32", min=1, max=128), 3: 32 * Dim("w32", min=1, max=128)}
+            program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: Dim("batch", min=1, max=4096), **sides}})
+            torch.export.save(program, buffer)
+        elif graph_format == "torchscript":
+            traced = torch.jit.trace(_fold_for_tracing(model), (example,), strict=False, check_trace=False)
+            torch.jit.save(traced, buffer)
+        else:
+            raise ValueError(f"unknown graph format {graph_format!r}; choose one of {list(GRAPH_FILES)}")
+    return buffer.getvalue()
+
+
+def _load_graph_bytes(data: bytes, graph_format: str) -> Any:
+    import torch
+
+    if graph_format == "torch.export":
+        return torch.export.load(io.BytesIO(data)).module()
+    return torch.jit.load(io.BytesIO(data))
+
+
+def _max_difference(expected: Mapping[str, "torch.Tensor"], got: Mapping[str, "torch.Tensor"]) -> float:
+    if set(expected) != set(got):
+        return float("inf")
+    return max(float((expected[k] - got[k]).abs().max()) for k in expected)
+
+
+def build_graph(
+    model: "torch.nn.Module",
+    example: "torch.Tensor",
+    *,
+    formats: Sequence[str] = ("torch.export", "torchscript"),
+    probe_shape: Sequence[int] | None = None,
+) -> tuple[str | None, bytes | None, str]:
+    """Serialise ``model`` (eval mode) as the first format in ``formats`` that round-trips.
+
+    Each candidate is traced on ``example``, saved, loaded back and run on a random input of
+    ``probe_shape`` (default: one more image than ``example``); it is kept only if it reproduces the
+    eager outputs there within :data:`GRAPH_TOLERANCE`.
+
+    Returns:
+        ``(format, bytes, note)``; ``(None, None, note)`` when no format works (the note says why).
+    """
+    import torch
+
+    model = model.eval()
+    shape = tuple(probe_shape) if probe_shape is not None else (example.shape[0] + 1, *example.shape[1:])
+    probe = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    notes = []
+    for graph_format in formats:
+        try:
+            data = _graph_bytes(model, example, graph_format)
+            graph = _load_graph_bytes(data, graph_format)
+            with torch.no_grad():
+                difference = _max_difference(model(probe), graph(probe))
+        except Exception as error:  # a format that cannot represent the network: try the next one
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            notes.append(f"{graph_format} failed: {type(error).__name__}: {first[:200]}")
+            continue
+        if difference <= GRAPH_TOLERANCE:
+            note = "; ".join([*notes, f"{graph_format} reproduces the eager outputs (max |diff| {difference:.2g})"])
+            return graph_format, data, note
+        notes.append(f"{graph_format} differs from the eager model by {difference:.3g}")
+    return None, None, "; ".join(notes) or "no graph format asked for"
+
+
+def load_graph(path: str | os.PathLike[str]) -> Any:
+    """Load an export's deployable graph (a callable: ``graph(x) -> {task: tensor}``), verified.
+
+    Needs none of this project's code to run the graph itself; this helper only checks the
+    manifest first.
+    """
+    path = Path(path)
+    manifest = verify_export(path)
+    graph = manifest.get("graph") or {}
+    if not graph.get("file"):
+        raise ConfigError(f"{path}: this export has no deployable graph ({graph.get('note', 'none written')})")
+    return _load_graph_bytes((path / graph["file"]).read_bytes(), graph["format"])
+
+
+# ------------------------------------------------------------------------------------ writing
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    from nas.results import _json_default
+
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode("utf-8")
+
+
+def _cost_record(arch: Architecture, dataset: str) -> tuple[dict[str, Any], Any]:
+    """The cost report at the dataset's cost resolution (summary + per-module records), and the model."""
+    import torch
+
+    from nas.cost import count
+    from nas.data import dataset_meta
+    from nas.model import build
+
+    meta = dataset_meta(dataset)
+    model = build(arch, meta.tasks)
+    report = count(model, torch.zeros(1, 3, *meta.cost_resolution))
+    table = report.table()
+    record = {
+        "dataset": dataset,
+        "resolution": list(meta.cost_resolution),
+        "convention": "OPs = FLOPs + BOPs/64; BN, pooling and element-wise ops in 'other', not in OPs",
+        **report.summary(),
+        "modules": json.loads(table.to_json(orient="records")),
+    }
+    return record, model
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, removed after."""
+    aside = None
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".old-{target.name}-"))
+        os.rename(target, aside / target.name)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if aside is not None:  # put the previous export back
+            os.rename(aside / target.name, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def export_architecture(
+    arch: Architecture,
+    state_dict: Mapping[str, "torch.Tensor"] | None,
+    exports_dir: str | os.PathLike[str],
+    *,
+    dataset: str,
+    metrics: Mapping[str, Any],
+    graph: bool = True,
+    graph_formats: Sequence[str] = ("torch.export", "torchscript"),
+) -> tuple[Path, str | None, str]:
+    """Write one export folder ``<exports_dir>/<arch.id>/`` atomically.
+
+    Args:
+        arch: the architecture.
+        state_dict: its trained weights, or ``None`` to export the architecture without weights
+            (then no graph either: retrain with ``bimtdp train --arch <export>/arch.json``).
+        exports_dir: the ``exports/`` folder of a study.
+        dataset: whose tasks the network predicts and whose cost resolution the cost uses.
+        metrics: written as ``metrics.json``.
+        graph: also write the deployable graph.
+        graph_formats: formats to try, in order (see :func:`build_graph`).
+
+    Returns:
+        The folder, the graph format written (or ``None``) and the note saying why.
+
+    Raises:
+        ConfigError: the weights do not fit the architecture.
+    """
+    import torch
+
+    from nas.data import dataset_meta
+
+    exports_dir = Path(exports_dir)
+    cost, model = _cost_record(arch, dataset)
+    files: dict[str, bytes] = {
+        "arch.json": (json.dumps(arch.to_dict(), indent=2) + "\n").encode("utf-8"),
+        "cost.json": _json_bytes(cost),
+        "metrics.json": _json_bytes(dict(metrics)),
+    }
+    graph_format, graph_note = None, "no weights exported" if state_dict is None else "not asked for"
+    if state_dict is not None:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as error:
+            raise ConfigError(f"architecture {arch.id}: the weights do not fit it ({str(error).splitlines()[0]})") from None
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
+        files["weights.pt"] = buffer.getvalue()
+        if graph:
+            # Traced at a small size (the sides are dynamic), checked at the cost resolution.
+            example = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+            probe_shape = (3, 3, *dataset_meta(dataset).cost_resolution)
+            graph_format, data, graph_note = build_graph(model, example, formats=graph_formats, probe_shape=probe_shape)
+            if graph_format is not None:
+                files[GRAPH_FILES[graph_format]] = data
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "arch_id": arch.id,
+        "dataset": dataset,
+        "tasks": list(dataset_meta(dataset).task_names),
+        "input": {"channels": 3, "side_multiple_of": 32, "cost_resolution": list(dataset_meta(dataset).cost_resolution)},
+        "torch": torch.__version__,
+        "graph": {"format": graph_format, "file": GRAPH_FILES.get(graph_format or ""), "note": graph_note},
+        "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
+    }
+    files["manifest.json"] = _json_bytes(manifest)
+
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=exports_dir, prefix=f".tmp-{arch.id}-"))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
+        for name, data in files.items():
+            with open(tmp / name, "wb") as handle:
+                handle.write(data)
+        _replace_dir(tmp, exports_dir / arch.id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return exports_dir / arch.id, graph_format, graph_note
+
+
+def _trial_metrics(trial: "optuna.trial.FrozenTrial", study_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    keys = ("delta_m", "ops", "flops", "bops", "params", "size_bits", "seconds", "steps", "feasible", "preset", "duplicate_of")
+    return {
+        "study": study_name,
+        "trial": trial.number,
+        "arch_id": attrs.get("arch_id"),
+        "fidelity": attrs.get("fidelity", config.get("fidelity")),
+        "dataset": config.get("dataset", "synth"),
+        "seed": config.get("seed"),
+        "metrics": attrs.get("metrics", {}),
+        **{key: attrs[key] for key in keys if key in attrs},
+    }
+
+
+def export_trials(
+    study: "optuna.Study",
+    config: Mapping[str, Any],
+    trials: Sequence["optuna.trial.FrozenTrial"],
+    study_directory: str | os.PathLike[str],
+    *,
+    weights: bool = True,
+    graph: bool = True,
+) -> list[ExportResult]:
+    """Export each trial to ``<study_directory>/exports/<arch-id>/``.
+
+    Every trial's weights are checked to exist before anything is written, so a missing file
+    leaves no partial set of exports behind.
+
+    Raises:
+        ConfigError: a trial's weights are missing (the message says how to get them).
+    """
+    import torch
+
+    directory = Path(study_directory)
+    dataset = config.get("dataset", "synth")
+    missing = []
+    for trial in trials:
+        path = directory / "weights" / f"{trial.user_attrs['arch_id']}.pt"
+        if weights and not path.is_file():
+            missing.append((trial, path))
+    if missing:
+        trial, path = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"trial {trial.number} (arch {trial.user_attrs['arch_id']}): no trained weights at {path}{more}; "
+            "export the architecture alone with --no-weights, then retrain it with "
+            "`bimtdp train --arch <export>/arch.json --fidelity full`"
+        )
+    results = []
+    for trial in trials:
+        arch = Architecture.from_dict(trial.user_attrs["arch"])
+        state = None
+        if weights:
+            path = directory / "weights" / f"{arch.id}.pt"
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise ConfigError(f"{path}: cannot read the trained weights ({type(error).__name__}: {error})") from None
+        out, graph_format, note = export_architecture(
+            arch, state, directory / "exports", dataset=dataset, metrics=_trial_metrics(trial, study.study_name, config), graph=graph
+        )
+        results.append(
+            ExportResult(
+                arch_id=arch.id,
+                path=out,
+                trial=trial.number,
+                preset=trial.user_attrs.get("preset", ""),
+                graph_format=graph_format,
+                graph_note=note,
+                files=tuple(sorted(p.name for p in out.iterdir())),
+            )
+        )
+    return results
+
+
+# ------------------------------------------------------------------------------------ reading
+def verify_export(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check an export folder against its manifest; return the manifest.
+
+    Raises:
+        ConfigError: no manifest, a file missing, changed (sha256) or unlisted where required, or
+            an arch id that does not match arch.json.
+    """
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not an export (no manifest.json)") from None
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{manifest_path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT or not isinstance(manifest.get("files"), dict):
+        raise ConfigError(f"{manifest_path}: not a {EXPORT_FORMAT} manifest")
+    if "arch.json" not in manifest["files"]:
+        raise ConfigError(f"{manifest_path}: lists no arch.json")
+    for name, entry in sorted(manifest["files"].items()):
+        if "/" in name or name.startswith("."):
+            raise ConfigError(f"{manifest_path}: bad file name {name!r}")
+        file = path / name
+        if not file.is_file():
+            raise ConfigError(f"{path}: {name} is missing (the manifest lists it)")
+        if _sha256(file.read_bytes()) != entry.get("sha256"):
+            raise ConfigError(f"{path}: {name} does not match its sha256 in manifest.json (changed or corrupted)")
+    arch = load_architecture(path / "arch.json")
+    if arch.id != manifest.get("arch_id"):
+        raise ConfigError(f"{path}: arch.json describes architecture {arch.id}, the manifest says {manifest.get('arch_id')}")
+    return manifest
+
+
+def load_export(path: str | os.PathLike[str]) -> tuple[Architecture, "torch.nn.Module"]:
+    """Verify an export (see :func:`verify_export`) and rebuild its network with the exported weights.
+
+    Returns:
+        The architecture and the network in eval mode.
+
+    Raises:
+        ConfigError: the export fails verification, has no weights, or its weights do not fit.
+    """
+    import torch
+
+    from nas.data import dataset_meta
+    from nas.model import build
+
+    path = Path(path)
+    manifest = verify_export(path)
+    arch = load_architecture(path / "arch.json")
+    if "weights.pt" not in manifest["files"]:
+        raise ConfigError(f"{path}: this export has no weights; retrain with `bimtdp train --arch {path / 'arch.json'}`")
+    try:
+        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ConfigError(f"{path / 'weights.pt'}: not a loadable state_dict ({type(error).__name__})") from None
+    model = build(arch, dataset_meta(manifest.get("dataset", "synth")).tasks)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path / 'weights.pt'}: the weights do not fit architecture {arch.id} ({str(error).splitlines()[0]})") from None
+    return arch, model.eval()

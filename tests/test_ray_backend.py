@@ -1,0 +1,152 @@
+"""The Ray backend on real Ray runtimes (local, and a two-node cluster on this machine), smoke fidelity.
+
+Each runtime is started once (class fixture) and always shut down. Results are read back through
+the study's ordinary Optuna storage, as `pareto`, `plot`, `report` and `export` read them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas.cli import main
+from nas.errors import ConfigError
+from nas.ray_backend import RayOptions, run_ray, start_ray
+from nas.search import Search, SearchConfig, load_existing
+from search_spaces import PRESETS
+
+pytest.importorskip("ray")
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+FAIL = optuna.trial.TrialState.FAIL
+
+
+def smoke_config(tmp_path, study: str, **changes) -> SearchConfig:
+    values = dict(study=study, space="mini", fidelity="smoke", sampler="random", results_dir=str(tmp_path))
+    values.update(changes)
+    return SearchConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """The smoke FP teacher, trained once for the module; each study gets a copy of its cache."""
+    from nas.trial import Evaluator
+
+    tmp_path = tmp_path_factory.mktemp("teacher")
+    Evaluator.for_config(smoke_config(tmp_path, "t"), log=lambda line: None).prepare()
+    return tmp_path / "t" / "teacher"
+
+
+def seeded(tmp_path, study: str, teacher) -> SearchConfig:
+    shutil.copytree(teacher, tmp_path / study / "teacher")
+    return smoke_config(tmp_path, study)
+
+
+def failing_factory(broken: str):
+    """An evaluator factory (pickled to the workers) whose training raises for one preset."""
+    from nas.trial import Evaluator
+
+    target = PRESETS[broken].id
+
+    def factory(config, device):
+        class Broken(Evaluator):
+            def train(self, arch):
+                if arch.id == target:
+                    raise RuntimeError(f"boom in {broken}")
+                return super().train(arch)
+
+        return Broken.for_config(config, device=device, log=lambda line: None)
+
+    return factory
+
+
+def test_options_are_checked_before_anything_starts(tmp_path) -> None:
+    for bad in (RayOptions(concurrency=0), RayOptions(cpus_per_trial=0), RayOptions(gpus_per_trial=-1),
+                RayOptions(address=" ")):
+        with pytest.raises(ConfigError):
+            bad.validated()
+    with pytest.raises(ConfigError, match="--trials"):
+        run_ray(Search(smoke_config(tmp_path, "x"), log=lambda line: None), trials=None, timeout=None)
+
+
+class TestLocalRuntime:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def runtime(cls):
+        import ray
+
+        assert start_ray(RayOptions(num_cpus=2))  # a fresh local runtime on loopback
+        try:
+            assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+            yield
+        finally:
+            ray.shutdown()
+
+    def test_two_concurrent_trials_land_in_the_normal_storage(self, runtime, tmp_path) -> None:
+        lines: list[str] = []
+        budget = 2e8
+        search = Search(smoke_config(tmp_path, "r", max_ops=budget), log=lines.append)  # trains its own teacher
+        run_ray(search, trials=4, options=RayOptions(concurrency=2))
+
+        study, _, objectives = load_existing("r", results_dir=str(tmp_path))  # as `pareto` opens it
+        trials = study.get_trials()
+        assert [t.state for t in trials] == [COMPLETE] * 4
+        assert sorted(t.user_attrs["preset"] for t in trials) == sorted(PRESETS)
+        for trial in trials:  # attributes and values on the same trial, as the local backend leaves them
+            attrs = trial.user_attrs
+            assert {"arch", "arch_id", "metrics", "ops", "flops", "bops", "seconds", "fidelity", "worker"} <= set(attrs)
+            assert trial.values == [attrs["delta_m"], attrs["ops"]]
+            assert attrs["ray_worker"] != attrs["worker"]  # trained in a Ray worker, asked by the driver
+            assert trial.constraints == {"max_ops": pytest.approx(attrs["ops"] - budget)}
+            assert attrs["feasible"] == (attrs["ops"] <= budget)
+        assert len({t.user_attrs["ray_worker"] for t in trials}) == 2  # two trials at once
+        table = pd.read_csv(tmp_path / "r" / "trials.csv")
+        assert len(table) == 4 and "metric.semseg.miou" in table.columns
+        assert sum("training the FP teacher" in line for line in lines) == 1
+        assert sum(line.startswith("[") and " trial " in line for line in lines) == 4
+
+    def test_a_raising_trial_is_failed_with_its_reason_and_resuming_keeps_the_finished(self, runtime, teacher, tmp_path, capsys) -> None:
+        search = Search(seeded(tmp_path, "f", teacher), log=lambda line: None)
+        run_ray(search, trials=3, options=RayOptions(concurrency=2), evaluator_factory=failing_factory("bi-mtdp-c"))
+        before = search.open().get_trials()
+        failed = [t for t in before if t.state == FAIL]
+        assert len(failed) == 1 and failed[0].user_attrs["preset"] == "bi-mtdp-c"
+        assert "RuntimeError: boom in bi-mtdp-c" in failed[0].user_attrs["fail_reason"]
+        assert "ops" in failed[0].user_attrs  # the cost was recorded before the training failed
+        done = {t.number: t.values for t in before if t.state == COMPLETE}
+        assert len(done) == 3
+
+        # The same command again (through the CLI, --json), asking for 4: the 3 are kept, 1 more runs.
+        code = main(["search", "--study", "f", "--space", "mini", "--fidelity", "smoke", "--sampler", "random",
+                     "--results-dir", str(tmp_path), "--backend", "ray", "--trials", "4", "--json"])
+        assert code == 0
+        summary = json.loads(capsys.readouterr().out)  # stdout is one JSON object: no Tune tables
+        assert isinstance(summary, dict)
+        after = load_existing("f", results_dir=str(tmp_path))[0].get_trials()
+        assert sum(t.state == COMPLETE for t in after) == 4
+        assert all(after[n].values == values for n, values in done.items())
+        assert len({t.number for t in after}) == len(after)
+
+
+@pytest.mark.slow
+def test_a_two_node_cluster_runs_trials_on_both_nodes(teacher, tmp_path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        search = Search(seeded(tmp_path, "c", teacher), log=lambda line: None)
+        run_ray(search, trials=4, options=RayOptions(address=cluster.address, concurrency=2))
+        assert ray.is_initialized()  # joined, not started: the cluster is left running
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        trials = search.open().get_trials()
+        assert [t.state for t in trials] == [COMPLETE] * 4
+        assert len({t.user_attrs["ray_node"] for t in trials}) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
