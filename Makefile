@@ -21,14 +21,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# The quick demo: a search on the embedded synthetic scenes, its Pareto front, plots and report
+# under results/$(STUDY)/. Re-running resumes (a finished study returns at once).
+STUDY ?= demo
+TRIALS ?= 16
 search: install
-	$(BIN)/python benchmarks/bench_cost.py
+	$(BIN)/bimtdp search --study $(STUDY) --space mini --fidelity quick --trials $(TRIALS)
+	$(BIN)/bimtdp plot --study $(STUDY)
+	$(BIN)/bimtdp report --study $(STUDY)
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/bench_cost.py
+	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_train.py steps
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

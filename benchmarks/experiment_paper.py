@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 import time
@@ -147,6 +146,13 @@ def table(path: Path) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["budget"], r["config"]), []).append(r)
+    # The prior's Δm, against the mean proxy teacher (it has no teacher of its own).
+    teachers = groups.get(("proxy", "mtdp-fp"), [])
+    for r in groups.get(("-", "prior"), []):
+        if teachers and r["delta_m"] in ("", None):
+            mean = {m: statistics.mean(float(t[m]) for t in teachers) for m in metrics[:-1]}
+            as_metrics = lambda row: {k.split("_")[0]: {k.split("_")[1]: float(row[k])} for k in metrics[:-1]}  # noqa: E731
+            r["delta_m"] = delta_m(as_metrics(r), as_metrics(mean), ["semseg", "depth", "normals", "edges"])
     lines = ["| budget | config | seeds | mIoU ↑ | depth RMSE ↓ | normals mean° ↓ | edges odsF ↑ | Δm % ↑ | GOPs |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (budget, config), rs in groups.items():

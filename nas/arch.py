@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -373,13 +372,6 @@ def save_architecture(arch: Architecture, path: str | os.PathLike[str]) -> Path:
         text = yaml.safe_dump(arch.to_dict(), sort_keys=False)
     else:
         text = json.dumps(arch.to_dict(), indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from nas.results import atomic_write_text
+
+    return atomic_write_text(path, text)

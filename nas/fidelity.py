@@ -66,11 +66,12 @@ class Fidelity:
 #:
 #: * ``smoke``: 3 steps at 32 px on 16 images, a whole fit in well under a second: the test suite and
 #:   the search tests run it many times. Its metrics mean nothing.
-#: * ``quick``: the README demo, 200 steps at batch 16, 64 px: ≈ 10-15 s per trial with evaluation,
-#:   so a 16-trial search plus its teacher fits in a few minutes on 2 idle cores.
+#: * ``quick``: the README demo, 200 steps at batch 16, 64 px: measured 16 s per ``bi-mtdp-f`` trial
+#:   and 13 s for the teacher on 2 threads, so a 16-trial search plus its teacher takes ≈ 5 min.
 #: * ``proxy``: the default search budget, 300 steps at batch 32, 64 px (≈ 19 epochs of 512 scenes):
 #:   the issue's 120-step experiment separated FP from binary but left binary nets near the trivial
-#:   prior on depth and normals; 300 steps lets them learn, in ≈ 35 s per trial on 2 idle cores.
+#:   prior on depth and normals; 300 steps lets them learn (docs/EXPERIMENTS.md), in ≈ 43 s per
+#:   trial on 2 threads (docs/BENCHMARKS.md).
 #: * ``full``: retraining an exported architecture: 5000 steps at 128 px on 4096 scenes.
 FIDELITIES: dict[str, Fidelity] = {
     f.name: f

@@ -163,7 +163,8 @@ class Search:
             load_if_exists=True,
         )
         if not existed:
-            study.set_user_attr(CONFIG_ATTR, identity)
+            # The sampler is stored too (for `bimtdp worker`) but is not part of the identity.
+            study.set_user_attr(CONFIG_ATTR, identity | {"sampler": config.sampler})
             study.set_metric_names([o.name for o in self.objectives])
             if config.presets:
                 self._enqueue_presets(study)

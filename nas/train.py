@@ -14,6 +14,8 @@ KD: a feature point ``p`` adds ``MSE(adapter_p(student_p), teacher_p)`` with a 1
 (trained with the student, not part of the network nor of its cost); the ``output`` point adds, per
 task at stride 8, KL(teacher ‖ student) on segmentation logits, BCE against the teacher's
 probabilities on binary logit maps (edges, saliency) and L1 on regressions (depth, normals).
+The frozen teacher's features of the (unaugmented) training split are computed once and sliced
+per batch (:meth:`Teacher.features_for`), so KD adds almost nothing to a step.
 
 Optimiser: AdamW, linear warm-up over the first 5 % of steps, then linear decay to zero (ReActNet's
 recipe). Adam's normalised steps move every latent binary weight at a similar pace whatever its
@@ -48,7 +50,7 @@ from nas.binary import BinaryConv2d, BinaryLinear
 from nas.data import DatasetMeta, dataset_meta, get_dataset, load_tensors
 from nas.errors import ConfigError
 from nas.fidelity import Fidelity
-from nas.model import HEAD_STRIDE, ModelOutput, build
+from nas.model import ModelOutput, build
 from nas.tasks import DepthTask, EdgeTask, NormalsTask, SaliencyTask, SegmentationTask, delta_m, get_task
 
 __all__ = [
@@ -564,6 +566,9 @@ class Teacher:
         from search_spaces import get_preset
 
         directory = Path(directory)
+        if directory.exists() and (not directory.is_dir() or (any(directory.iterdir()) and not (directory / "key.json").exists())):
+            # never replace a folder that is not a teacher cache (a typo must not delete results)
+            raise ConfigError(f"teacher folder {directory} exists and is not a teacher cache (no key.json)")
         arch = get_preset("mtdp-fp")
         device = resolve_device(device)
         key = cls.key(train, val, fidelity, seed)

@@ -67,3 +67,15 @@ def test_preset_and_arch_are_exclusive(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as info:
         main(["train", "--preset", "mtdp-fp", "--arch", "x.json"])
     assert info.value.code == 2
+
+
+def test_divergence_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.train
+
+    def diverge(*args, **kwargs):
+        raise nas.train.TrainingError(2, "loss is nan (non-finite terms: task.depth)")
+
+    monkeypatch.setattr(nas.train, "fit", diverge)
+    assert main(["train", "--preset", "mtdp-fp", "--fidelity", "smoke", "--no-teacher", "--threads", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "bimtdp train: error: training failed at step 2: loss is nan (non-finite terms: task.depth)"

@@ -157,6 +157,14 @@ def test_teacher_cache_reused_and_a_mismatch_retrained(data, tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["t"]  # no temporary folder left behind
 
 
+def test_a_folder_that_is_not_a_teacher_cache_is_never_replaced(data, tmp_path: Path) -> None:
+    train, val = data
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a teacher cache"):
+        Teacher.load_or_train(tmp_path, train, val, SMOKE, log=lambda m: None)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda")

@@ -3,7 +3,8 @@
 This is also how an exported architecture is retrained at ``full`` fidelity. The FP teacher
 (``mtdp-fp`` at the same dataset, fidelity and seed) is the KD source and the Δm reference; it is
 trained once and cached (``--teacher-dir``, default ``<results>/teachers/<dataset>-<fidelity>-seed<N>``).
-Budgets are optimiser steps, never wall time.
+Budgets are optimiser steps, never wall time. Bad input exits 2; a run that diverges (NaN/inf loss)
+exits 1 with the step and the reason.
 
 examples:
   bimtdp train --preset bi-mtdp-f --fidelity quick
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.cost import count
     from nas.model import build
     from nas.results import atomic_write_bytes, atomic_write_json, results_root
-    from nas.train import Teacher, fit, load_data, resolve_device, set_threads
+    from nas.train import Teacher, TrainingError, fit, load_data, resolve_device, set_threads
 
     device = resolve_device(args.device)
     set_threads(args.threads)
@@ -97,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_teacher:
         directory = args.teacher_dir or results_root(args.results_dir) / "teachers" / f"{meta.name}-{fidelity.name}-seed{args.seed}"
         teacher = Teacher.load_or_train(directory, train, val, fidelity, seed=args.seed, device=device, log=log)
-    result, model = fit(arch, train, val, fidelity, teacher=teacher, seed=args.seed, device=device, log=log)
+    try:
+        result, model = fit(arch, train, val, fidelity, teacher=teacher, seed=args.seed, device=device, log=log)
+    except TrainingError as error:  # not bad input (exit 2): the architecture diverged
+        print(f"bimtdp train: error: {error}", file=sys.stderr)
+        return 1
 
     summary = {
         "name": label,

@@ -71,7 +71,7 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         dataset=stored["dataset"],
         data_root=stored.get("data_root"),
         fidelity=stored["fidelity"],
-        sampler=args.sampler or saved.get("sampler") or "tpe",
+        sampler=args.sampler or stored.get("sampler") or saved.get("sampler") or "tpe",
         objectives=tuple(stored["objectives"]),
         max_ops=stored.get("max_ops"),
         seed=stored["seed"],
