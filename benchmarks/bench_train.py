@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from nas.fidelity import get_fidelity  # noqa: E402
 from nas.model import build  # noqa: E402
-from nas.train import Objective, Teacher, _feature_channels, _param_groups, fit, load_data, set_threads  # noqa: E402
+from nas.train import TrainingLoss, Teacher, _feature_channels, _param_groups, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def _stepper(name: str, train, fidelity, teacher=None):
     torch.manual_seed(0)
     model = build(arch, train.meta.tasks).train()
     points = arch.kd.points if teacher is not None else ()
-    objective = Objective(
+    objective = TrainingLoss(
         arch, train.meta,
         student_channels=_feature_channels(model, train.images, points),
         teacher_channels=_feature_channels(teacher.model, train.images, points) if points else {},

@@ -241,7 +241,7 @@ def _output_kd(task: Any, student: Tensor, teacher: Tensor) -> Tensor:
     raise TypeError(f"no output KD defined for task {task.name!r} ({type(task).__name__})")
 
 
-class Objective(nn.Module):
+class TrainingLoss(nn.Module):
     """The training loss of one student (owns the KD adapters, which train with the student)."""
 
     def __init__(
@@ -396,8 +396,8 @@ def fit(
     kd_points = arch.kd.points if teacher is not None else ()
     student_channels = _feature_channels(model, train.images, kd_points)
     teacher_channels = _feature_channels(teacher.model, train.images, kd_points) if kd_points else {}
-    objective = Objective(arch, meta, student_channels=student_channels, teacher_channels=teacher_channels).to(device)
-    groups = _param_groups([model, objective], fidelity.weight_decay)
+    loss_fn = TrainingLoss(arch, meta, student_channels=student_channels, teacher_channels=teacher_channels).to(device)
+    groups = _param_groups([model, loss_fn], fidelity.weight_decay)
     optimiser = torch.optim.AdamW(groups, lr=fidelity.lr, betas=(0.9, 0.999))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _lr_factor(s, fidelity.steps))
 
@@ -419,7 +419,7 @@ def fit(
             teacher_features = None
             if kd_points:
                 teacher_features = teacher.features_for(train, index, images, kd_points)
-            terms = objective(out, targets, teacher_features)
+            terms = loss_fn(out, targets, teacher_features)
             loss = terms["total"]
             value = float(loss.detach())
             if not math.isfinite(value):

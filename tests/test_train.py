@@ -14,7 +14,7 @@ import nas.train as train_module
 from nas.errors import ConfigError
 from nas.fidelity import get_fidelity
 from nas.model import build
-from nas.train import FitResult, Objective, Teacher, TrainingError, fit, load_data, resolve_device
+from nas.train import FitResult, TrainingLoss, Teacher, TrainingError, fit, load_data, resolve_device
 from search_spaces import get_preset
 
 SMOKE = get_fidelity("smoke")
@@ -97,7 +97,7 @@ def test_gradients_reach_the_kd_adapters(data, teacher) -> None:
     points = arch.kd.points
     student = train_module._feature_channels(model, train.images, points)
     reference = train_module._feature_channels(teacher.model, train.images, points)
-    objective = Objective(arch, train.meta, student_channels=student, teacher_channels=reference)
+    objective = TrainingLoss(arch, train.meta, student_channels=student, teacher_channels=reference)
     images, targets = train.images[:4], {k: v[:4] for k, v in train.targets.items()}
     with torch.no_grad():
         features = teacher.model(images, return_aux=True, feature_points=points).features
@@ -112,7 +112,7 @@ def test_gradients_reach_the_kd_adapters(data, teacher) -> None:
 
 def test_a_nan_loss_raises_with_the_step(data, monkeypatch: pytest.MonkeyPatch) -> None:
     train, val = data
-    original = Objective.forward
+    original = TrainingLoss.forward
     calls = {"n": 0}
 
     def poisoned(self, out, targets, teacher_features):
@@ -123,7 +123,7 @@ def test_a_nan_loss_raises_with_the_step(data, monkeypatch: pytest.MonkeyPatch) 
             terms["total"] = terms["total"] + terms["task.depth"]
         return terms
 
-    monkeypatch.setattr(Objective, "forward", poisoned)
+    monkeypatch.setattr(TrainingLoss, "forward", poisoned)
     with pytest.raises(TrainingError) as info:
         fit(get_preset("bi-mtdp-naive"), train, val, SMOKE)
     assert info.value.step == 1 and "nan" in info.value.reason and "task.depth" in info.value.reason
