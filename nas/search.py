@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -99,6 +100,13 @@ class SearchConfig:
         return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives})
 
 
+def _quiet_optuna() -> None:
+    """The search prints its own line per trial; Optuna's per-trial log lines and its notices about
+    the experimental (but relied-upon) heartbeat, grouped TPE and metric names are noise here."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def _describe_conflict(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
     diffs = [k for k in IDENTITY_FIELDS if stored.get(k) != wanted.get(k)]
     shown = ", ".join(f"{k}: study has {_short(stored.get(k))}, asked {_short(wanted.get(k))}" for k in diffs)
@@ -140,6 +148,7 @@ class Search:
         """Create or load the study; refuse a conflicting configuration. Idempotent."""
         if self._study is not None:
             return self._study
+        _quiet_optuna()
         config = self.config
         storage = open_storage(config.storage_url, create_parent=config.storage is None)
         identity = config.identity()
