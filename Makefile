@@ -28,6 +28,7 @@ TRIALS ?= 16
 search: install
 	$(BIN)/bimtdp search --study $(STUDY) --space mini --fidelity quick --trials $(TRIALS)
 	$(BIN)/bimtdp plot --study $(STUDY)
+	$(BIN)/bimtdp export --study $(STUDY) --knee
 	$(BIN)/bimtdp report --study $(STUDY)
 
 test: install
