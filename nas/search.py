@@ -101,9 +101,10 @@ class SearchConfig:
 
 
 def _quiet_optuna() -> None:
-    """The search prints its own line per trial; Optuna's per-trial log lines and its notices about
-    the experimental (but relied-upon) heartbeat, grouped TPE and metric names are noise here."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """The search prints its own line per trial, failures and their reasons included; Optuna's
+    per-trial log lines (a traceback for every failed trial) and its notices about the experimental
+    (but relied-upon) grouped TPE and metric names are noise here."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
