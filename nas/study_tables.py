@@ -94,13 +94,14 @@ def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Dat
 def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: str | Path) -> pd.DataFrame:
     """Write ``trials.csv``, ``pareto.csv`` and ``pareto.json`` under ``out_dir``; return the front."""
     out_dir = Path(out_dir)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     trials = trials_frame(study)
     front = front_frame(trials, objectives)
     atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out_dir / "pareto.csv", front.drop(columns=["arch_json"], errors="ignore").to_csv(index=False))
     members = []
     for _, row in front.iterrows():
-        trial = study.trials[int(row["number"])]
+        trial = by_number[int(row["number"])]
         members.append(
             {
                 "number": int(row["number"]),

@@ -92,7 +92,9 @@ class Evaluator:
         device = resolve_device(self.device)
         started = time.perf_counter()
         train, val = load_data(
-            self.dataset, self.fidelity, root=self.data_root, seed=self.seed, cache_dir=self.directory / "cache"
+            # The scenes are the same for every study seed (as for `bimtdp train`, so retraining an
+            # export sees the search's data); the seed changes initialisation and batch order.
+            self.dataset, self.fidelity, root=self.data_root, cache_dir=self.directory / "cache", device=device
         )
         teacher = Teacher.load_or_train(
             self.directory / "teacher", train, val, self.fidelity, seed=self.seed, device=device, log=self.log

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_json", "add_results_dir", "add_study", "print_json"]
+__all__ = ["add_dataset", "add_json", "add_results_dir", "add_study", "print_json"]
 
 
 def add_study(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -18,6 +18,12 @@ def add_study(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
         parser.add_argument("--study", required=True, metavar="NAME", help="study name (a folder under the results root)")
     parser.add_argument("--storage", metavar="URL",
                         help="Optuna storage URL (default: sqlite:///<results>/<study>/study.db)")
+
+
+def add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="synth", help="synth (embedded), nyud or pascal (default: synth)")
+    parser.add_argument("--data-root", "--root", dest="data_root", metavar="PATH",
+                        help="folder of a real dataset (nyud: NYUD_MT, pascal: PASCAL_MT)")
 
 
 def add_results_dir(parser: argparse.ArgumentParser) -> None:

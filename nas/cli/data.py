@@ -3,7 +3,7 @@
 examples:
   bimtdp data preview --dataset synth --out synth.png
   bimtdp data preview --dataset synth --resolution 64 --count 8 --split val --out val64.png
-  bimtdp data preview --dataset nyud --root /data/NYUD_MT --resolution 240 320 --out nyud.png --json
+  bimtdp data preview --dataset nyud --data-root /data/NYUD_MT --resolution 240 320 --out nyud.png --json
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-__all__ = ["add_arguments", "run"]
+from nas.cli._options import add_dataset
 
-_DATASETS = ("synth", "nyud", "pascal")  # checked again (loudly) by nas.data.dataset_meta
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a PNG montage of images and their labels",
         description="Write a PNG montage: one row per image, columns image + each task's label.",
     )
-    p.add_argument("--dataset", default="synth", help=f"one of {', '.join(_DATASETS)} (default synth)")
+    add_dataset(p)
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--root", default=None, help="dataset folder (nyud: NYUD_MT, pascal: PASCAL_MT)")
     p.add_argument("--split", default="train", help="train or val (default train)")
     p.add_argument("--count", type=int, default=6, help="images to show (default 6)")
     p.add_argument(
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         resolution = resolution[0] if len(resolution) == 1 else tuple(resolution)
     options = {"seed": args.seed} if args.dataset == "synth" else {}
     dataset = get_dataset(
-        args.dataset, split=args.split, root=args.root, resolution=resolution, size=args.count, **options
+        args.dataset, split=args.split, root=args.data_root, resolution=resolution, size=args.count, **options
     )
     titles, rows = preview_panels(dataset, args.count)
     save_montage(titles, rows, out, title=f"{args.dataset} / {args.split}")

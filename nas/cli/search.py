@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_json, add_results_dir, print_json
+from nas.cli._options import add_dataset, add_json, add_results_dir, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, metavar="NAME", help="study name (a folder under the results root)")
     parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
-    parser.add_argument("--dataset", default="synth", help="synth (embedded), nyud or pascal (default: synth)")
-    parser.add_argument("--data-root", metavar="PATH", help="folder of a real dataset (nyud, pascal)")
+    add_dataset(parser)
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
     parser.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random (default: tpe)")
     budget = parser.add_mutually_exclusive_group()

@@ -19,6 +19,8 @@ import argparse
 import sys
 from typing import Any
 
+from nas.cli._options import add_dataset
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -28,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--preset", metavar="NAME", help="a named paper variant: mtdp-fp, bi-mtdp-f, bi-mtdp-c, bi-mtdp-naive")
     which.add_argument("--arch", metavar="FILE", help="an architecture file (.json or .yaml), e.g. an export's arch.json")
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
-    parser.add_argument("--dataset", default="synth", help="synth, nyud or pascal (default: synth)")
-    parser.add_argument("--root", metavar="DIR", help="dataset folder for nyud / pascal")
+    add_dataset(parser)
     parser.add_argument("--seed", type=int, default=0, help="initialisation, batch order and teacher seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     h, w = meta.cost_resolution
     cost = count(build(arch, meta.tasks), torch.zeros(1, 3, h, w))
-    train, val = load_data(args.dataset, fidelity, root=args.root, seed=0, cache_dir=args.cache_dir, device=device)
+    train, val = load_data(args.dataset, fidelity, root=args.data_root, seed=0, cache_dir=args.cache_dir, device=device)
     teacher = None
     if not args.no_teacher:
         directory = args.teacher_dir or results_root(args.results_dir) / "teachers" / f"{meta.name}-{fidelity.name}-seed{args.seed}"
