@@ -39,7 +39,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -361,6 +361,8 @@ def fit(
     reference: Mapping[str, Mapping[str, float]] | None = None,
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    rungs: Sequence[int] = (),
+    on_rung: Callable[[int, dict[str, dict[str, float]], float | None], None] | None = None,
 ) -> tuple[FitResult, nn.Module]:
     """Train ``arch`` on ``train`` for ``fidelity.steps`` steps and score it on ``val``.
 
@@ -375,6 +377,10 @@ def fit(
         reference: ``{task: {metric: value}}`` for Δm; defaults to ``teacher.metrics``.
         threads: torch CPU threads (None: leave the current setting).
         log: called with a progress line every 10 % of the steps.
+        rungs: steps (below ``fidelity.steps``) after which the model is scored on ``val`` and
+            ``on_rung(step, metrics, delta_m)`` is called: the hook of multi-objective early
+            stopping (:mod:`nas.early_stopping`), which stops a trial by raising from ``on_rung``.
+            Scoring reads no random numbers, so the final result is the same with or without rungs.
 
     Returns:
         ``(FitResult, trained model in eval mode)``.
@@ -387,6 +393,8 @@ def fit(
     if threads is not None:
         set_threads(threads)
     meta = train.meta
+    if reference is None and teacher is not None:
+        reference = teacher.metrics
     torch.manual_seed(seed)
     model = build(arch, meta.tasks).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -407,6 +415,7 @@ def fit(
     curve: list[float] = []
     tail_start = fidelity.steps - max(1, fidelity.steps // 10)
     tail: dict[str, float] = {}
+    rung_steps = {int(r) for r in rungs if 0 < int(r) < fidelity.steps}
     model.train()
     train_start = time.perf_counter()
     for step in range(fidelity.steps):
@@ -440,6 +449,11 @@ def fit(
                     tail[k] = tail.get(k, 0.0) + float(v.detach())
         if log is not None and fidelity.steps >= 10 and (step + 1) % (fidelity.steps // 10) == 0:
             log(f"step {step + 1}/{fidelity.steps}  loss {value:.4f}")
+        if on_rung is not None and step + 1 in rung_steps:
+            rung_metrics = evaluate(model, val)
+            model.train()
+            rung_dm = delta_m(rung_metrics, reference, meta.task_names) if reference is not None else None
+            on_rung(step + 1, rung_metrics, rung_dm)
     train_seconds = time.perf_counter() - train_start
 
     eval_start = time.perf_counter()
@@ -449,8 +463,6 @@ def fit(
         if bad:
             raise TrainingError(fidelity.steps, f"metric {task}.{bad[0]} is not finite after training")
     eval_seconds = time.perf_counter() - eval_start
-    if reference is None and teacher is not None:
-        reference = teacher.metrics
     dm = delta_m(metrics, reference, meta.task_names) if reference is not None else None
     count = fidelity.steps - tail_start
     result = FitResult(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -110,8 +110,17 @@ class Evaluator:
     def cost(self, arch: Architecture) -> dict[str, Any]:
         return cost_of(arch, self.dataset)
 
-    def train(self, arch: Architecture) -> dict[str, Any]:
-        """Proxy-train ``arch``; returns metrics, delta_m, seconds and steps (raises TrainingError)."""
+    def train(
+        self,
+        arch: Architecture,
+        *,
+        rungs: Sequence[int] = (),
+        on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
+    ) -> dict[str, Any]:
+        """Proxy-train ``arch``; returns metrics, delta_m, seconds and steps (raises TrainingError).
+
+        ``rungs``/``on_rung``: intermediate scoring, see :func:`nas.train.fit` (early stopping).
+        """
         from nas.train import fit
 
         self.prepare()
@@ -125,6 +134,7 @@ class Evaluator:
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
             teacher=teacher, seed=self.seed, device=state["device"], reference=teacher.metrics,
+            rungs=rungs, on_rung=on_rung,
         )
         if self.keep_weights:
             self._save_weights(arch, model)

@@ -63,6 +63,32 @@ def test_same_seed_same_result_and_another_seed_differs(data, teacher) -> None:
     json.dumps(first.to_dict())  # JSON-able as it is
 
 
+def test_rungs_score_mid_training_without_changing_the_result(data, teacher) -> None:
+    train, val = data
+    arch = get_preset("bi-mtdp-f")
+    seen: list[tuple[int, float]] = []
+    plain, _ = fit(arch, train, val, SMOKE, teacher=teacher, seed=0)
+    with_rungs, _ = fit(
+        arch, train, val, SMOKE, teacher=teacher, seed=0,
+        rungs=(1, 2, SMOKE.steps, 99), on_rung=lambda step, metrics, dm: seen.append((step, dm)),
+    )
+    assert [step for step, _ in seen] == [1, 2]  # the last step is the trial's result, not a rung
+    assert all(math.isfinite(dm) for _, dm in seen)
+    assert with_rungs.metrics == plain.metrics and with_rungs.loss_curve == plain.loss_curve
+
+
+def test_a_rung_callback_that_raises_stops_training(data, teacher) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop(step, metrics, dm):
+        raise Stop(step)
+
+    train, val = data
+    with pytest.raises(Stop, match="1"):
+        fit(get_preset("bi-mtdp-f"), train, val, SMOKE, teacher=teacher, rungs=(1,), on_rung=stop)
+
+
 def test_no_teacher_no_delta_m_unless_a_reference(data, teacher) -> None:
     train, val = data
     arch = get_preset("bi-mtdp-f")
