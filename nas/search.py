@@ -242,9 +242,8 @@ class Search:
             record(key, value)
         record("feasible", self.config.max_ops is None or cost["ops"] <= self.config.max_ops)
         outcome = self.evaluator.train(arch)
-        record("metrics", outcome["metrics"])
-        for key in ("delta_m", "seconds", "steps"):
-            record(key, outcome[key])
+        for key, value in outcome.items():  # metrics, delta_m, seconds, steps (+ rungs if scored)
+            record(key, value)
         return self._values(cost | outcome)
 
     def _values(self, attrs: dict[str, Any]) -> tuple[float, ...]:
