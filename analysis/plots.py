@@ -49,6 +49,7 @@ __all__ = [
     "compute_importances",
     "plot_all",
     "plot_architecture_grid",
+    "plot_hv_regret",
     "plot_hypervolume",
     "plot_importances",
     "plot_task_metrics",
@@ -297,6 +298,58 @@ def plot_hypervolume(
     ax.legend(loc="lower right", fontsize=8, framealpha=0.92)
     _save(figure, path)
     return dict(drawn)
+
+
+def plot_hv_regret(
+    curves: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Samplers replayed on a tabular benchmark",
+    x: str = "trial",
+) -> pd.DataFrame:
+    """HV regret (1 − HV / true-front HV) against trials, mean over seeds with a ±1 std band.
+
+    Args:
+        curves: ``sampler, seed, <x>, hv_ratio`` rows (:func:`nas.bench.replay.compare`).
+        path: the PNG to write.
+        title: first line of the title.
+        x: ``trial`` (sampler queries) or ``trainings`` (distinct architectures trained).
+
+    Returns:
+        The plotted means: ``sampler, <x>, regret, std``.
+
+    Raises:
+        NothingToPlot: no curve.
+    """
+    if curves.empty:
+        raise NothingToPlot("no replay curve to draw")
+    data = curves.assign(regret=1.0 - curves["hv_ratio"].clip(upper=1.0))
+    if x == "trainings":  # seeds differ in how many trials reach a count: keep each seed's best so far
+        data = data.groupby(["sampler", "seed", x], sort=False, as_index=False)["regret"].min()
+    stats = data.groupby(["sampler", x], sort=False)["regret"].agg(["mean", "std"]).reset_index()
+    stats = stats.rename(columns={"mean": "regret", "std": "std"}).fillna({"std": 0.0})
+    floor = 1e-3  # a found true front has regret 0: drawn at the floor of the log axis
+    figure = _figure((8.0, 4.8))
+    ax = figure.add_subplot()
+    _style(ax)
+    for sampler, group in stats.groupby("sampler", sort=False):
+        mean = group["regret"].clip(lower=floor)
+        line = ax.plot(group[x], mean, linewidth=1.8, label=f"{sampler} (final {group['regret'].iat[-1]:.3f})")[0]
+        ax.fill_between(group[x], (group["regret"] - group["std"]).clip(lower=floor),
+                        (group["regret"] + group["std"]).clip(lower=floor), color=line.get_color(), alpha=0.15, linewidth=0)
+    for fraction in (0.10, 0.05):
+        ax.axhline(fraction, color="#7f7f7f", linewidth=0.8, linestyle=":")
+        ax.annotate(f"{round((1 - fraction) * 100)} % of the true HV", (1.0, fraction), xycoords=("axes fraction", "data"),
+                    ha="right", va="bottom", fontsize=7, color="#555555")
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.0)
+    ax.set_xlabel("trials (sampler queries)" if x == "trial" else "distinct architectures trained")
+    ax.set_ylabel("HV regret: 1 − HV / HV(true front)")
+    seeds = curves["seed"].nunique()
+    ax.set_title(f"{title}\nmean over {seeds} seeds, band ±1 std; lower is better", fontsize=11)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.92)
+    _save(figure, path)
+    return stats
 
 
 # ---------------------------------------------------------------------------------- task metrics

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("export", "export architectures with weights, cost and a deployable graph"),
     "worker": ("worker", "join a study from another process or machine"),
     "train": ("train", "train one architecture and print its metrics"),
+    "bench": ("bench", "tabular benchmarks: tabulate a small space, replay samplers on the table"),
 }
 
 EPILOG = """examples:

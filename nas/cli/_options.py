@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_dataset", "add_json", "add_results_dir", "add_study", "print_json"]
+__all__ = ["add_dataset", "add_json", "add_ray", "add_results_dir", "add_study", "print_json", "ray_options"]
 
 
 def add_study(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -38,3 +38,23 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
     sys.stdout.write("\n")
+
+
+def add_ray(parser: argparse.ArgumentParser) -> None:
+    """The backend choice and the Ray options (read back with :func:`ray_options`)."""
+    ray = parser.add_argument_group("Ray backend")
+    ray.add_argument("--backend", default="local", choices=("local", "ray"),
+                     help="local: trials run in this process; ray: as Ray Tune trials (default: local)")
+    ray.add_argument("--ray-address", metavar="ADDR",
+                     help="join a running Ray cluster (auto or HOST:PORT); default: start a local one on loopback")
+    ray.add_argument("--concurrency", type=int, default=2, metavar="K", help="trials running at once (default: 2)")
+    ray.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs per Ray trial (default: 1)")
+    ray.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G", help="GPUs per Ray trial (default: 0)")
+
+
+def ray_options(args: argparse.Namespace) -> Any:
+    """The :class:`nas.ray_backend.RayOptions` of parsed :func:`add_ray` options."""
+    from nas.ray_backend import RayOptions
+
+    return RayOptions(address=args.ray_address, concurrency=args.concurrency,
+                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)

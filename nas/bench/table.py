@@ -1,0 +1,114 @@
+"""A tabular benchmark read back: lookups by architecture, the true Pareto front, normalised HV.
+
+HV here is measured against the table itself, not against the project's study-wide reference
+(Δm = −100 %, the FP preset's OPs × 1.1): that box is so large that any handful of architectures of
+a small space holds 95 % of it, which would make every sampler look perfect. The reference point is
+instead the table's worst value of each objective padded by 10 % of its range (the usual NAS-Bench
+convention), and a search is scored by HV(found front) / HV(true front), 1.0 meaning the whole
+true front was found.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import ConfigError
+from nas.objectives import Objective, parse_objectives
+
+__all__ = ["TabularBenchmark", "load_table"]
+
+REQUIRED_COLUMNS = ("arch_id", "state", "delta_m", "ops", "space", "fidelity")
+#: Padding of the reference point beyond the table's worst values, as a fraction of the range.
+REFERENCE_MARGIN = 0.1
+
+
+@dataclass
+class TabularBenchmark:
+    """The rows of a table (one per architecture) and what a replay needs from them."""
+
+    table: pd.DataFrame
+    objectives: tuple[Objective, ...] = field(default_factory=lambda: parse_objectives(["delta_m", "ops"]))
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        from analysis.objectives import directions_of
+
+        missing = [c for c in (*REQUIRED_COLUMNS, *(o.column for o in self.objectives)) if c not in self.table.columns]
+        if missing:
+            raise ConfigError(f"{self.source or 'table'}: missing column(s) {missing}; is this a `bimtdp bench tabulate` table?")
+        if self.table["arch_id"].duplicated().any():
+            raise ConfigError(f"{self.source or 'table'}: an architecture appears twice ({self.table['arch_id'][self.table['arch_id'].duplicated()].iat[0]})")
+        self.directions = directions_of(self.objectives)
+        complete = self.table[self.table["state"] == "COMPLETE"]
+        if complete.empty:
+            raise ConfigError(f"{self.source or 'table'}: no completed architecture")
+        self._values = {a: tuple(float(v) for v in row) for a, row in zip(
+            complete["arch_id"], complete[[o.column for o in self.objectives]].to_numpy())}
+        points = np.array(list(self._values.values()))
+        self.reference = self._reference(points)
+        self.true_hv = self.hypervolume(points)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def space(self) -> str:
+        return str(self.table["space"].iat[0])
+
+    @property
+    def fidelity(self) -> str:
+        return str(self.table["fidelity"].iat[0])
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def values(self, arch_id: str) -> tuple[float, ...] | None:
+        """The objective values of a completed architecture, None for a failed or unknown one."""
+        return self._values.get(arch_id)
+
+    def front(self) -> pd.DataFrame:
+        """The true Pareto front: the non-dominated completed rows."""
+        from analysis.pareto import pareto_mask
+
+        complete = self.table[self.table["state"] == "COMPLETE"]
+        mask = pareto_mask(complete[[o.column for o in self.objectives]].to_numpy(float), self.directions)
+        return complete[mask].sort_values(self.objectives[1].column)
+
+    # ------------------------------------------------------------------ hypervolume
+    def _reference(self, points: np.ndarray) -> np.ndarray:
+        low, high = points.min(axis=0), points.max(axis=0)
+        pad = REFERENCE_MARGIN * np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
+        return np.array([lo - p if d == "maximize" else hi + p for lo, hi, p, d in zip(low, high, pad, self.directions)])
+
+    def hypervolume(self, points: np.ndarray | Sequence[Sequence[float]]) -> float:
+        from analysis.hypervolume import hypervolume
+
+        points = np.asarray(points, dtype=float).reshape(-1, len(self.objectives))
+        return hypervolume(points, self.reference, self.directions) if len(points) else 0.0
+
+    def hv_ratio(self, points: np.ndarray | Sequence[Sequence[float]]) -> float:
+        """HV of ``points`` as a fraction of the true front's HV."""
+        return self.hypervolume(points) / self.true_hv
+
+
+def load_table(path: str | Path, *, objectives: Sequence[str] = ("delta_m", "ops")) -> TabularBenchmark:
+    """Read a table written by ``bimtdp bench tabulate`` (CSV or Parquet); ConfigError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"table {str(path)!r} does not exist")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, ImportError, OSError, pd.errors.ParserError) as error:
+        raise ConfigError(f"{path}: cannot read the table ({str(error).splitlines()[0]})") from None
+    return TabularBenchmark(frame, parse_objectives(list(objectives)), source=str(path))
+
+
+def architecture_of(row: pd.Series) -> Any:
+    """The Architecture of a table row (its ``arch_json`` column)."""
+    from nas.arch import Architecture
+
+    return Architecture.from_dict(json.loads(row["arch_json"]))

@@ -1,0 +1,163 @@
+"""Train every architecture of a (small) space once and write the results as a lookup table.
+
+The table is made by an ordinary study: every architecture of the space is enqueued, and the study
+runs them with the local or the Ray backend. Resuming, failure records, the shared teacher and Ray
+parallelism are the search's own; this module only decides what to enqueue and which columns the
+table keeps. Each architecture is also scored after every eighth of its budget (``delta_m@<step>``
+columns), so that early-stopping rules can be replayed on the table as well.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+import pandas as pd
+
+from nas.errors import ConfigError
+from nas.trial import Evaluator
+
+__all__ = ["RUNG_EIGHTHS", "TabulatingEvaluator", "rung_column", "table_from_study", "tabulate"]
+
+#: Intermediate scoring points, in eighths of the budget (the budget itself is the result).
+RUNG_EIGHTHS = tuple(range(1, 8))
+_TRIAL_COLUMNS = ("state", "fail_reason", "flops", "bops", "ops", "params", "size_bits", "delta_m", "seconds", "steps")
+
+
+def rung_column(step: int) -> str:
+    """The table column holding Δm after ``step`` optimiser steps."""
+    return f"delta_m@{step}"
+
+
+def rung_steps(steps: int) -> tuple[int, ...]:
+    return tuple(sorted({k * steps // 8 for k in RUNG_EIGHTHS} - {0, steps}))
+
+
+@dataclass
+class TabulatingEvaluator(Evaluator):
+    """The search's evaluator that also scores Δm after every eighth of the budget (``rungs``)."""
+
+    def train(self, arch: Any, *, rungs: Sequence[int] = (), on_rung: Callable | None = None) -> dict[str, Any]:
+        scored: list[dict[str, float]] = []
+
+        def record(step: int, metrics: dict, delta_m: float | None) -> None:
+            scored.append({"step": int(step), "delta_m": float("nan") if delta_m is None else float(delta_m)})
+            if on_rung is not None and step in rungs:
+                on_rung(step, metrics, delta_m)
+
+        outcome = super().train(arch, rungs=sorted(set(rung_steps(self.fidelity.steps)) | set(rungs)), on_rung=record)
+        return outcome | {"rungs": scored}
+
+
+def tabulating_evaluator(config: Any, device: str) -> TabulatingEvaluator:
+    """The evaluator factory a Ray worker calls (module level, so it pickles by reference)."""
+    return TabulatingEvaluator.for_config(config, device=device, log=lambda line: None)
+
+
+def enqueue_missing(study: optuna.Study, space: Any) -> int:
+    """Enqueue every architecture of ``space`` that is neither done nor queued; return how many.
+
+    A failed architecture is enqueued again (a re-run retries it once); a COMPLETE one never is.
+    """
+    states = optuna.trial.TrialState
+    covered = {t.user_attrs.get("arch_id") for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.RUNNING))}
+    queued = {
+        space.decode(t.system_attrs["fixed_params"]).id
+        for t in study.get_trials(deepcopy=False, states=(states.WAITING,))
+        if t.system_attrs.get("fixed_params")
+    }
+    added = 0
+    for arch in space.enumerate():
+        if arch.id not in covered and arch.id not in queued:
+            study.enqueue_trial(space.params_of(arch), user_attrs={"tabulate": True})
+            added += 1
+    return added
+
+
+def tabulate(
+    search: Any,
+    *,
+    backend: str = "local",
+    ray_options: Any = None,
+) -> pd.DataFrame:
+    """Train every architecture of ``search``'s space that the study lacks, then return the table.
+
+    Args:
+        search: a :class:`nas.search.Search` (its config names the space, dataset, fidelity, seed).
+        backend: ``local`` (this process) or ``ray`` (:func:`nas.ray_backend.run_ray`).
+        ray_options: :class:`nas.ray_backend.RayOptions` for the Ray backend.
+    """
+    if search.config.presets:
+        raise ConfigError("a table holds the space's architectures only: create the search with presets=False")
+    size = search.space.size()
+    if size > 10_000:
+        raise ConfigError(f"space {search.space.name!r} holds {size:,} architectures: a table is for spaces of at most 10,000")
+    study = search.open()
+    enqueue_missing(study, search.space)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    target = len(study.get_trials(deepcopy=False, states=finished)) + waiting
+    if waiting:
+        search.log(f"tabulating {waiting} of {size} architectures of {search.space.name!r} at {search.config.fidelity!r}")
+        if backend == "ray":
+            from nas.ray_backend import RayOptions, run_ray
+
+            run_ray(search, trials=target, options=ray_options or RayOptions(), evaluator_factory=tabulating_evaluator)
+        else:
+            search.evaluator = search.evaluator or tabulating_evaluator(search.config, search.device)
+            search.evaluator.log = search.log
+            search.run(trials=target)
+    return table_from_study(study, search.config, search.space)
+
+
+def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFrame:
+    """One row per architecture of ``space`` that the study ran: its complete trial, else its last failure."""
+    from nas.fidelity import get_fidelity
+    from nas.study_tables import trials_frame
+
+    frame = trials_frame(study)
+    frame = frame[frame["state"].isin(("COMPLETE", "FAIL")) & (frame["arch_id"].astype(str) != "")]
+    if "duplicate_of" in frame:
+        frame = frame[frame["duplicate_of"].isna()]
+    frame = frame.assign(_complete=frame["state"] == "COMPLETE")
+    frame = frame.sort_values(["_complete", "number"]).drop_duplicates("arch_id", keep="last")
+    arch_columns = [c for c in frame.columns if c.startswith("arch.")] + ["arch_json"]
+    metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
+    table = frame[["arch_id", *_TRIAL_COLUMNS, *metric_columns, *arch_columns]].copy()
+    steps = get_fidelity(config.fidelity).steps
+    rungs = {t.user_attrs.get("arch_id"): t.user_attrs.get("rungs") or [] for t in study.get_trials(deepcopy=False)
+             if t.state == optuna.trial.TrialState.COMPLETE}
+    for step in rung_steps(steps):
+        table[rung_column(step)] = [_rung_value(rungs.get(a, []), step) for a in table["arch_id"]]
+    for key in ("space", "dataset", "fidelity", "seed"):
+        table[key] = getattr(config, key)
+    table["fail_reason"] = table["fail_reason"].fillna("")
+    return table.sort_values("arch_id").reset_index(drop=True)
+
+
+def _rung_value(rungs: list[dict[str, Any]], step: int) -> float:
+    for rung in rungs:
+        if int(rung.get("step", -1)) == step:
+            return float(rung.get("delta_m", math.nan))
+    return math.nan
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the table as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow)."""
+    from nas.results import atomic_write_text
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            table.to_parquet(path, index=False)
+        except ImportError as error:
+            raise ConfigError(f"{path}: writing Parquet needs pyarrow ({error}); use a .csv path") from None
+    elif path.suffix == ".csv":
+        atomic_write_text(path, table.to_csv(index=False))
+    else:
+        raise ConfigError(f"{path}: a table is written as .csv or .parquet")
+    return path

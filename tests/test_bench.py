@@ -1,0 +1,225 @@
+"""Tabular benchmarks: tabulating a small space (local and Ray), reading a table, replaying samplers."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from nas.bench.replay import compare, replay, summarise, trials_to_reach
+from nas.bench.table import TabularBenchmark, load_table
+from nas.bench.tabulate import TabulatingEvaluator, rung_column, tabulate, write_table
+from nas.cli import main
+from nas.errors import ConfigError
+from nas.search import Search, SearchConfig
+from search_spaces import get_space
+
+#: A four-architecture restriction of mini: tabulating it at smoke takes seconds.
+TINY_SPACE = """\
+base: mini
+name: tiny
+fix:
+  binarize.neck: true
+  binarize.distill: true
+  decoder.sharing: shared
+  decoder.distill: pad
+  ib.backbone: false
+choices:
+  binarize.decoders: [true, false]
+  kd.output: [true, false]
+"""
+
+
+def tiny_config(tmp_path, **changes) -> SearchConfig:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    values = dict(study="tab", space=str(space), fidelity="smoke", sampler="random", presets=False,
+                  results_dir=str(tmp_path))
+    return SearchConfig(**(values | changes))
+
+
+class Breaks(TabulatingEvaluator):
+    """Fails every training of one architecture (the first one it is asked to train)."""
+
+    broken: set = set()
+
+    def train(self, arch, **kwargs):
+        if not Breaks.broken or arch.id in Breaks.broken:
+            Breaks.broken.add(arch.id)
+            raise RuntimeError("diverged on purpose")
+        return super().train(arch, **kwargs)
+
+
+def trainings(study: optuna.Study) -> dict[str, int]:
+    """Architecture id -> how many trials trained it (a duplicate proposal copies, it does not train)."""
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs:
+            counts[trial.user_attrs["arch_id"]] = counts.get(trial.user_attrs["arch_id"], 0) + 1
+    return counts
+
+
+def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tmp_path) -> None:
+    config = tiny_config(tmp_path)
+    space = get_space(config.space)
+    assert space.size() == 4
+    search = Search(config, log=lambda line: None)
+    search.evaluator = Breaks.for_config(search.config, log=lambda line: None)
+    first = tabulate(search)
+    assert len(first) == 4 and sorted(first["state"]) == ["COMPLETE"] * 3 + ["FAIL"]
+    failed = first[first["state"] == "FAIL"].iloc[0]
+    assert failed["arch_id"] in Breaks.broken
+    assert "diverged on purpose" in failed["fail_reason"] and math.isnan(failed["delta_m"])
+    assert set(first["arch_id"]) == {a.id for a in space.enumerate()}
+    complete = first[first["state"] == "COMPLETE"]
+    for step in (1, 2):  # smoke has 3 steps: Δm after 1 and 2 of them, the final one is delta_m
+        assert complete[rung_column(step)].map(math.isfinite).all()
+    assert {"metric.semseg.miou", "arch.bin_decoders", "arch_json", "ops", "space", "fidelity"} <= set(first.columns)
+
+    again = tabulate(Search(config, log=lambda line: None))  # resumes: retries only the failure
+    study = Search(config, log=lambda line: None).open()
+    assert trainings(study) == {a.id: 1 for a in space.enumerate()}
+    assert (again["state"] == "COMPLETE").all() and len(again) == 4
+    pd.testing.assert_frame_equal(
+        again.set_index("arch_id").loc[complete["arch_id"], ["delta_m", "ops"]],
+        complete.set_index("arch_id")[["delta_m", "ops"]],
+    )
+    before = len(study.trials)
+    third = tabulate(Search(config, log=lambda line: None))  # nothing left: nothing runs
+    assert len(study.trials) == before and len(third) == 4
+
+
+def test_tabulate_with_ray_scores_rungs_on_the_workers(tmp_path) -> None:
+    pytest.importorskip("ray")
+    from nas.ray_backend import RayOptions
+
+    config = tiny_config(tmp_path, study="tab-ray")
+    table = tabulate(Search(config, log=lambda line: None), backend="ray", ray_options=RayOptions(concurrency=2))
+    assert len(table) == 4 and (table["state"] == "COMPLETE").all()
+    assert table[rung_column(2)].map(math.isfinite).all()
+
+
+def test_tabulate_refuses_presets_and_huge_spaces(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="presets"):
+        tabulate(Search(tiny_config(tmp_path, presets=True), log=lambda line: None))
+    with pytest.raises(ConfigError, match="at most 10,000"):
+        tabulate(Search(tiny_config(tmp_path, space="bimtdp"), log=lambda line: None))
+
+
+# ------------------------------------------------------------------------------ synthetic tables
+
+
+def synthetic_table(space_name: str = "mini") -> pd.DataFrame:
+    """Every architecture of the space with made-up but deterministic Δm and OPs (cheap to build):
+    binarizing a module saves OPs and costs accuracy, plus a per-architecture wobble."""
+    rows = []
+    for arch in get_space(space_name).enumerate():
+        wobble = int(hashlib.sha256(arch.id.encode()).hexdigest()[:8], 16) / 2**32
+        b = arch.binarize
+        ops = 40e6 * (1 + 0.9 * (not b.neck) + 0.7 * (not b.decoders) + 0.3 * (not b.distill)) * (1 + 0.2 * wobble)
+        delta_m = -30 + 6 * (not b.neck) + 5 * (not b.decoders) + 2 * (not b.distill) + 8 * wobble
+        rows.append({"arch_id": arch.id, "state": "COMPLETE", "delta_m": delta_m, "ops": ops,
+                     "space": space_name, "fidelity": "smoke"})
+    return pd.DataFrame(rows)
+
+
+def test_true_front_has_hv_ratio_one_and_the_reference_bounds_every_point() -> None:
+    bench = TabularBenchmark(synthetic_table())
+    front = bench.front()
+    assert 1 <= len(front) < len(bench)
+    assert bench.hv_ratio(front[["delta_m", "ops"]].to_numpy()) == pytest.approx(1.0)
+    assert bench.hv_ratio(front[["delta_m", "ops"]].to_numpy()[:1]) < 1.0
+    values = bench.table[["delta_m", "ops"]].to_numpy()
+    assert (values[:, 0] > bench.reference[0]).all() and (values[:, 1] < bench.reference[1]).all()
+    assert bench.values("no-such-arch") is None
+
+
+def test_failed_rows_are_not_answers_and_bad_tables_are_refused(tmp_path) -> None:
+    table = synthetic_table()
+    table.loc[0, "state"] = "FAIL"
+    bench = TabularBenchmark(table)
+    assert bench.values(table.loc[0, "arch_id"]) is None and bench.values(table.loc[1, "arch_id"]) is not None
+    with pytest.raises(ConfigError, match="missing column"):
+        TabularBenchmark(table.drop(columns=["ops"]))
+    with pytest.raises(ConfigError, match="twice"):
+        TabularBenchmark(pd.concat([table, table.iloc[:1]]))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_table(tmp_path / "nope.csv")
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match="missing column"):
+        load_table(tmp_path / "junk.csv")
+    path = write_table(table, tmp_path / "t.csv")
+    assert len(load_table(path)) == len(table)
+    with pytest.raises(ConfigError, match=".csv or .parquet"):
+        write_table(table, tmp_path / "t.txt")
+
+
+def test_replay_hv_is_the_hv_of_every_architecture_seen() -> None:
+    bench = TabularBenchmark(synthetic_table())
+    space = get_space("mini")
+    curve = replay(bench, space, "tpe", seed=3, trials=30)
+    assert list(curve["trial"]) == list(range(1, 31))
+    assert (np.diff(curve["hv_ratio"]) >= 0).all() and curve["hv_ratio"].max() <= 1.0 + 1e-12
+    assert (curve["trainings"] <= curve["trial"]).all()
+    # Recompute independently: the same seed proposes the same architectures.
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.TPESampler(seed=3, multivariate=True, group=True, n_startup_trials=8))
+    seen = []
+    for _ in range(30):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        seen.append(bench.values(arch.id))
+        study.tell(trial, list(seen[-1]))
+    assert curve["hv_ratio"].iat[-1] == pytest.approx(bench.hv_ratio(seen))
+    assert curve["trainings"].iat[-1] == len({v for v in seen})
+
+
+def test_summary_reports_checkpoints_and_trials_to_reach() -> None:
+    curves = pd.DataFrame({
+        "sampler": ["a"] * 6 + ["b"] * 6,
+        "seed": [0, 0, 0, 1, 1, 1] * 2,
+        "trial": [1, 2, 3] * 4,
+        "hv_ratio": [0.5, 0.92, 0.96, 0.5, 0.6, 0.7, 0.95, 1, 1, 0.2, 0.95, 1],
+        "trainings": [1, 2, 3] * 4,
+    })
+    assert trials_to_reach(curves.iloc[:3], 0.95) == 3 and trials_to_reach(curves.iloc[3:6], 0.95) == math.inf
+    summary = summarise(curves, checkpoints=(1, 2, 10)).set_index("sampler")
+    assert summary.loc["a", "hv@2"] == pytest.approx(0.76) and "hv@10" not in summary.columns
+    assert summary.loc["a", "trials_to_95%"] == pytest.approx(3.0)  # a seed that never reached it counts as 3
+    assert summary.loc["a", "reached_95%"] == "1/2" and summary.loc["b", "reached_95%"] == "2/2"
+    assert summary.loc["b", "trials_to_90%"] == pytest.approx(1.5)
+
+
+def test_compare_refuses_unknown_samplers() -> None:
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        compare(TabularBenchmark(synthetic_table()), ["tpe", "annealing"], seeds=[0], trials=3)
+
+
+def test_bench_compare_cli_writes_curves_summary_and_plots(tmp_path, capsys) -> None:
+    path = write_table(synthetic_table(), tmp_path / "table.csv")
+    out = tmp_path / "cmp"
+    assert main(["bench", "compare", "--table", str(path), "--samplers", "random,tpe", "--trials", "12",
+                 "--seeds", "2", "--out", str(out)]) == 0
+    assert {"curves.csv", "summary.csv", "hv_regret.png", "hv_regret_trainings.png"} <= {p.name for p in out.iterdir()}
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) == 2 * 2 * 12 and set(curves["sampler"]) == {"random", "tpe"}
+    assert "trials_to_95%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "--table", "missing.csv"], "does not exist"),
+    (["compare", "--table", "{table}", "--samplers", "best"], "unknown sampler"),
+    (["compare", "--table", "{table}", "--seeds", "0"], "--seeds"),
+    (["tabulate", "--space", "bimtdp"], "at most 10,000"),
+    (["tabulate", "--out", "table.txt"], ".csv or .parquet"),
+])
+def test_bench_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message) -> None:
+    table = write_table(synthetic_table(), tmp_path / "table.csv")
+    argv = ["bench", *[a.replace("{table}", str(table)) for a in args], *(["--results-dir", str(tmp_path)] if args[0] == "tabulate" else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
