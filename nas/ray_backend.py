@@ -15,6 +15,16 @@ The teacher reaches the workers through Ray's object store: its cache folder (``
 ``weights.pt``, ``metrics.json``) is put there once and written into ``<study>/teacher`` on any node
 that lacks it, where :meth:`nas.train.Teacher.load_or_train` finds it; it is never retrained.
 
+Early stopping (``SearchConfig.early_stopping``): the worker reports each rung it reaches with
+``tune.report`` (the objective values at the rung, the attributes so far, and ``bimtdp_rung``, the
+step; a final result never has that key) and waits, as function trainables do, for the driver. The
+scheduler (:func:`_make_scheduler`) hands the result to the searcher, which writes the attributes
+onto the Optuna trial (so the rung is in the study at once, for every other process too) and applies
+the :class:`~nas.early_stopping.SuccessiveHalving` rule to the rung's population read from the
+study, exactly as the local backend does (a resumed study keeps its rung history). A stopped trial:
+the scheduler answers STOP, Tune ends the trainable inside ``tune.report`` and calls
+``on_trial_complete`` with that last rung result, and the searcher tells the trial PRUNED.
+
 Trial count: the study should hold ``trials`` finished trials, as with ``search.run``; the searcher
 stops proposing when finished + running trials reach it (other processes' running trials count),
 and proposes again if a running one fails. Resuming re-runs the command: Tune starts a new
@@ -44,9 +54,12 @@ _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 #: Result keys of a Tune trial besides the objective values.
 _ATTRS = "bimtdp_attrs"
 _FAILED = "bimtdp_failed"
+#: Present (the rung's step) only in the intermediate results of early stopping, never in a final one.
+_RUNG = "bimtdp_rung"
 #: Key of our own entries in a Tune trial's config (the rest are the sampled parameters).
 _SPEC = "bimtdp"
 _TEACHER_FILES = ("key.json", "weights.pt", "metrics.json")
+_PRUNED = "pruned"  # the searcher's internal outcome of a trial stopped at a rung
 
 
 @dataclass(frozen=True)
@@ -211,7 +224,7 @@ def _fit(search: Any, study: optuna.Study, teacher: dict[str, bytes], *, trials:
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=_make_scheduler(searcher),
+            scheduler=_make_scheduler(searcher, search.log),
             num_samples=-1,  # the searcher says when to stop
             max_concurrent_trials=options.concurrency,
             reuse_actors=True,
@@ -249,6 +262,7 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
             self.errors: dict[str, str] = {}
             self._specs: dict[str, dict[str, Any]] = {}
             self._failures = 0
+            self._pruned: dict[str, int] = {}  # Tune trial id -> the step it was stopped at
             self._deadline = None if timeout is None else time.monotonic() + timeout
 
         # -- proposing
@@ -287,7 +301,11 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
                 values, reason = self._outcome(ot_trial, trial_id, result, error)
             except Exception as failure:  # noqa: BLE001 - a broken result fails its trial, not the run
                 values, reason = None, f"{type(failure).__name__}: {failure}"
-            if values is None:
+            if values is None and reason == _PRUNED:
+                if search.config.max_ops is not None:
+                    ot_trial.set_constraint("max_ops", float(ot_trial.user_attrs["ops"]) - search.config.max_ops)
+                study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+            elif values is None:
                 ot_trial.set_user_attr("fail_reason", reason)
                 study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
                 self._failures += 1
@@ -304,7 +322,9 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
             spec = self._specs.pop(trial_id, {})
             if error:
                 return None, self.errors.pop(trial_id, "the Ray trial failed (see the Ray logs)")
-            if not result or _ATTRS not in result:
+            if trial_id in self._pruned:
+                return None, _PRUNED
+            if not result or _ATTRS not in result or result.get(_RUNG) is not None:
                 return None, "the Ray run stopped before the trial finished"
             if spec.get("twin") is not None:
                 twin = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
@@ -318,6 +338,28 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
             if not all(math.isfinite(v) for v in values):
                 return None, f"ValueError: non-finite objective values {values}"
             return values, ""
+
+        # -- early stopping (called by the scheduler with a rung's result)
+        def rung_decision(self, trial_id: str, result: dict) -> bool:
+            """Record the rung on the Optuna trial and return whether the trial continues."""
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is None or search.early_stopping is None or trial_id in self._completed_trials:
+                return True
+            from analysis.objectives import is_log
+            from nas.early_stopping import rung_population
+
+            for key, value in json.loads(result[_ATTRS]).items():
+                ot_trial.set_user_attr(key, value)
+            step = int(result[_RUNG])
+            values = tuple(float(result[o.name]) for o in search.objectives)
+            others = rung_population(study.get_trials(deepcopy=False), step, search.objectives,
+                                     exclude_number=ot_trial.number, exclude_arch=ot_trial.user_attrs.get("arch_id"))
+            decision = search.early_stopping.decide(values, others, [o.direction for o in search.objectives],
+                                                    log=[is_log(o) for o in search.objectives])
+            if not decision.continues:
+                ot_trial.set_user_attr("pruned_at_step", step)
+                self._pruned[trial_id] = step
+            return decision.continues
 
         def fail_unfinished(self, reason: str) -> None:
             for trial_id, ot_trial in list(self._ot_trials.items()):
@@ -340,17 +382,28 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
     return _StudySearch()
 
 
-def _make_scheduler(searcher: Any) -> Any:
+def _make_scheduler(searcher: Any, log: Callable[[str], None] = print) -> Any:
     """FIFO scheduling that notes why a Tune trial errored (Tune tells the scheduler first, then
-    the searcher, which it tells of the error without the reason)."""
-    from ray.tune.schedulers import FIFOScheduler
+    the searcher, which it tells of the error without the reason) and, with early stopping, stops
+    a trial at a rung when the searcher's successive-halving decision says so."""
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    class _ErrorNotes(FIFOScheduler):
+    class _Scheduler(FIFOScheduler):
         def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
             searcher.errors[trial.trial_id] = _error_reason(trial)
             super().on_trial_error(tune_controller, trial)
 
-    return _ErrorNotes()
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            if result.get(_RUNG) is None:
+                return TrialScheduler.CONTINUE
+            try:
+                keep = searcher.rung_decision(trial.trial_id, result)
+            except Exception as error:  # noqa: BLE001 - a broken decision must not stop the run
+                log(f"early stopping: no decision for a rung of Tune trial {trial.trial_id} ({type(error).__name__}: {error})")
+                keep = True
+            return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
+
+    return _Scheduler()
 
 
 def _error_reason(trial: Any) -> str:
@@ -437,7 +490,14 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
             search = _worker_search(setup)
             from nas.arch import Architecture
 
-            values = search.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__)
+            def report_rung(step: int, rung_values: tuple[float, ...]) -> None:
+                # Blocks until the driver has decided; a STOP ends this thread inside tune.report.
+                from ray import tune
+
+                tune.report({**dict(zip(names, rung_values)), _ATTRS: json.dumps(attrs), _RUNG: step})
+
+            on_rung = report_rung if search.early_stopping is not None else None
+            values = search.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__, on_rung=on_rung)
         except Exception as error:  # noqa: BLE001 - recorded on the trial, the search goes on
             failed = f"{type(error).__name__}: {error}"
     attrs["ray_seconds"] = time.perf_counter() - started  # the driver's span minus this: Ray's overhead

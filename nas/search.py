@@ -5,7 +5,8 @@ in an Optuna storage (SQLite under ``results/<study>/`` unless ``storage`` says 
 with the configuration that created it, so that re-running the same command resumes it and a
 conflicting one is refused. Each trial: the sampler's parameters -> an Architecture -> its cost
 at the dataset's cost resolution -> proxy training against the cached FP teacher -> (Δm, OPs, ...)
-as the trial's values and everything else as user attributes.
+as the trial's values and everything else as user attributes. With ``early_stopping`` a trial is
+also scored at rungs of its budget and may be stopped there (state PRUNED; :mod:`nas.early_stopping`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Callable, Sequence
 import optuna
 import yaml
 
+from nas.early_stopping import parse_early_stopping
 from nas.errors import ConfigError
 from nas.objectives import Objective, parse_objectives
 from nas.results import atomic_write_text, study_dir
@@ -55,6 +57,9 @@ class SearchConfig:
     presets: bool = True
     storage: str | None = None
     results_dir: str | None = None
+    #: ``None`` (train every trial fully) or a rule such as ``sh:eta=2,rungs=2`` (nas.early_stopping).
+    #: Stored with the study like the sampler (``bimtdp worker`` applies it), not part of its identity.
+    early_stopping: str | None = None
 
     @property
     def directory(self) -> Path:
@@ -97,7 +102,9 @@ class SearchConfig:
         objectives = tuple(o.name for o in parse_objectives(list(self.objectives)))
         if self.max_ops is not None and not (isinstance(self.max_ops, (int, float)) and self.max_ops > 0):
             raise ConfigError(f"max_ops must be a positive number, got {self.max_ops!r}")
-        return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives})
+        rule = parse_early_stopping(self.early_stopping)
+        return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
+                               "early_stopping": None if rule is None else rule.spec()})
 
 
 def _quiet_optuna() -> None:
@@ -143,6 +150,7 @@ class Search:
 
         self.space = load_space(self.config.space)
         self.presets = PRESETS
+        self.early_stopping = parse_early_stopping(self.config.early_stopping)
 
     # ------------------------------------------------------------------ the study
     def open(self) -> optuna.Study:
@@ -173,8 +181,8 @@ class Search:
             load_if_exists=True,
         )
         if not existed:
-            # The sampler is stored too (for `bimtdp worker`) but is not part of the identity.
-            study.set_user_attr(CONFIG_ATTR, identity | {"sampler": config.sampler})
+            # The sampler and early stopping are stored too (for `bimtdp worker`), not part of the identity.
+            study.set_user_attr(CONFIG_ATTR, identity | {"sampler": config.sampler, "early_stopping": config.early_stopping})
             study.set_metric_names([o.name for o in self.objectives])
             if config.presets:
                 self._enqueue_presets(study)
@@ -201,16 +209,47 @@ class Search:
         arch = self.begin_trial(trial)
         done = self._completed_twin(trial.study, arch.id)
         try:
-            values = self._copy_result(trial, done) if done is not None else self.measure(arch, trial.set_user_attr)
-            if self.config.max_ops is not None:  # Optuna's samplers read it (feasible when <= 0)
-                trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
+            if done is not None:
+                values = self._copy_result(trial, done)
+            else:
+                values = self.measure(arch, trial.set_user_attr, on_rung=self._pruner(trial, arch))
+            self._constrain(trial)
             return values
+        except optuna.TrialPruned:  # stopped at a rung: Optuna records it PRUNED, without values
+            self._constrain(trial)
+            raise
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user")
             raise
         except Exception as error:  # recorded, the search goes on
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
             raise TrialFailed(str(error)) from error
+
+    def _constrain(self, trial: optuna.Trial) -> None:
+        if self.config.max_ops is not None:  # Optuna's samplers read it (feasible when <= 0)
+            trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
+
+    def _pruner(self, trial: optuna.Trial, arch: Any) -> Callable[[int, tuple[float, ...]], None] | None:
+        """The local backend's rung decision: judge the trial against the rung's population in the
+        study (every state, every process), and stop it with :class:`optuna.TrialPruned`."""
+        rule = self.early_stopping
+        if rule is None:
+            return None
+        from analysis.objectives import is_log
+        from nas.early_stopping import rung_population
+
+        def on_rung(step: int, values: tuple[float, ...]) -> None:
+            others = rung_population(trial.study.get_trials(deepcopy=False), step, self.objectives,
+                                     exclude_number=trial.number, exclude_arch=arch.id)
+            decision = rule.decide(values, others, [o.direction for o in self.objectives],
+                                   log=[is_log(o) for o in self.objectives])
+            if not decision.continues:
+                trial.set_user_attr("pruned_at_step", step)
+                raise optuna.TrialPruned(
+                    f"pruned at step {step}: rank {decision.rank}, place {decision.position + 1} of "
+                    f"{decision.population} ({decision.promoted} continue)")
+
+        return on_rung
 
     def begin_trial(self, trial: optuna.trial.BaseTrial) -> Any:
         """The trial's Architecture (sampled, or an enqueued preset), recorded in its user attributes.
@@ -230,21 +269,61 @@ class Search:
             trial.set_user_attr("preset", name)
         return arch
 
-    def measure(self, arch: Any, record: Callable[[str, Any], None]) -> tuple[float, ...]:
+    def measure(
+        self,
+        arch: Any,
+        record: Callable[[str, Any], None],
+        *,
+        on_rung: Callable[[int, tuple[float, ...]], None] | None = None,
+    ) -> tuple[float, ...]:
         """Cost and proxy-train ``arch``; return the objective values.
 
         Each result goes to ``record(key, value)`` as soon as it is known, so a training that fails
         still leaves the cost behind. Runs where the training happens: this process
         (``record=trial.set_user_attr``) or a Ray worker (``record`` fills a dict sent back).
+
+        With early stopping and ``on_rung``, the trial is scored at the rule's rung steps: each
+        rung is appended to the ``rungs`` attribute (``{"step", "delta_m"}``; ``steps`` and
+        ``seconds`` say how far it got) and ``on_rung(step, values at the rung)`` is called, which
+        stops the trial by raising (the local backend) or by not returning (a Ray worker).
         """
         cost = self.evaluator.cost(arch)
         for key, value in cost.items():
             record(key, value)
         record("feasible", self.config.max_ops is None or cost["ops"] <= self.config.max_ops)
-        outcome = self.evaluator.train(arch)
-        for key, value in outcome.items():  # metrics, delta_m, seconds, steps (+ rungs if scored)
+        steps = self._rung_steps() if on_rung is not None else ()
+        if steps:
+            rungs: list[dict[str, Any]] = []
+            started = time.perf_counter()
+
+            def scored(step: int, metrics: dict[str, Any], delta_m: float | None) -> None:
+                dm = float("nan") if delta_m is None else float(delta_m)
+                rungs.append({"step": int(step), "delta_m": dm})
+                record("rungs", [dict(r) for r in rungs])
+                record("steps", int(step))
+                record("seconds", time.perf_counter() - started)
+                on_rung(int(step), self._rung_values(cost, dm))
+
+            outcome = self.evaluator.train(arch, rungs=steps, on_rung=scored)
+        else:
+            outcome = self.evaluator.train(arch)
+        for key, value in outcome.items():  # metrics, delta_m, seconds, steps
             record(key, value)
         return self._values(cost | outcome)
+
+    def _rung_steps(self) -> tuple[int, ...]:
+        if self.early_stopping is None:
+            return ()
+        fidelity = getattr(self.evaluator, "fidelity", None)
+        if fidelity is None:
+            from nas.fidelity import get_fidelity
+
+            fidelity = get_fidelity(self.config.fidelity)
+        return self.early_stopping.rung_steps(fidelity.steps)
+
+    def _rung_values(self, cost: dict[str, Any], delta_m: float) -> tuple[float, ...]:
+        known = {**cost, "delta_m": delta_m}
+        return tuple(float(known[o.column]) for o in self.objectives)
 
     def _values(self, attrs: dict[str, Any]) -> tuple[float, ...]:
         values = tuple(float(attrs[o.column]) for o in self.objectives)
@@ -272,6 +351,10 @@ class Search:
     # ------------------------------------------------------------------ the loop
     def run(self, *, trials: int | None = None, timeout: float | None = None) -> optuna.Study:
         """Run until the study holds ``trials`` finished trials or ``timeout`` seconds pass.
+
+        Finished means COMPLETE or PRUNED: with early stopping, a trial stopped at a rung counts
+        (it used its share of the budget), so N trials cost less time than without; compare runs
+        with and without early stopping at equal ``timeout``, not equal ``trials``.
 
         Trials that fail are recorded (state FAIL, ``fail_reason``) and do not count; the run gives
         up after as many failures as trials were asked for, so a broken setup cannot spin forever.
@@ -328,6 +411,10 @@ class Search:
             seconds = trial.user_attrs.get("seconds", 0.0)
             extra = " (same architecture as trial %d)" % trial.user_attrs["duplicate_of"] if "duplicate_of" in trial.user_attrs else ""
             status = f"{result}  {seconds:.1f}s{extra}"
+        elif trial.state == optuna.trial.TrialState.PRUNED and "pruned_at_step" in trial.user_attrs:
+            step = trial.user_attrs["pruned_at_step"]
+            dm = next((r["delta_m"] for r in trial.user_attrs.get("rungs", []) if r["step"] == step), float("nan"))
+            status = f"pruned at step {step} (Δm there {dm:.4g})  {trial.user_attrs.get('seconds', 0.0):.1f}s"
         else:
             status = f"{trial.state.name}: {trial.user_attrs.get('fail_reason', '')}"
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -4,6 +4,7 @@ examples:
   bimtdp search --study demo --space mini --fidelity quick --trials 12
   bimtdp search --study nyud-1 --dataset nyud --data-root /data/NYUD_MT --trials 100 --max-ops 2e8
   bimtdp search --study shared --storage journal:///mnt/shared/shared.log --timeout 3600
+  bimtdp search --study fast --space mini --fidelity quick --timeout 600 --early-stopping sh:eta=2,rungs=2
 
 Re-running the same command resumes the study (finished trials are kept); the results land in
 results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the teacher and every trial")
     parser.add_argument("--no-presets", action="store_true", help="do not start with the paper's variants")
+    parser.add_argument("--early-stopping", metavar="RULE",
+                        help="stop unpromising trials at rungs of their training budget: sh (successive halving "
+                             "on non-dominated rank; = sh:eta=2,rungs=2, rungs at 1/4 and 1/2 of the steps), "
+                             "sh:eta=N,rungs=K[,grace=G], or none (default: none); pruned trials count in --trials")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     ray = parser.add_argument_group("Ray backend")
     ray.add_argument("--backend", default="local", choices=("local", "ray"),
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         presets=not args.no_presets,
         storage=args.storage,
         results_dir=args.results_dir,
+        early_stopping=args.early_stopping,
     )
     log = (lambda line: None) if args.json else print
     search = Search(config, log=log, device=args.device)

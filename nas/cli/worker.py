@@ -5,8 +5,9 @@ examples:
   bimtdp worker --study big --storage journal:///mnt/shared/big.log --trials 200 # on each machine
   bimtdp worker --study big --storage postgresql://user@db/nas --timeout 3600
 
-The study's configuration (space, dataset, fidelity, objectives, seed, OPs budget) is read from the
-storage; a worker never changes it. Storage: a journal file on a disk every worker sees, or an RDB
+The study's configuration (space, dataset, fidelity, objectives, seed, OPs budget, and the
+sampler and early-stopping rule it was created with) is read from the storage; a worker never
+changes it. Storage: a journal file on a disk every worker sees, or an RDB
 URL (PostgreSQL/MySQL; SQLite only for processes on one machine). --trials N means "until the
 study holds N finished trials", counted over all workers: a worker starts no trial once finished +
 running trials reach N (their workers replace any that fail). Trial numbers come from the storage
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", metavar="FILE",
                         help="the space's YAML file, if the study was created from one (built-in spaces are found)")
     parser.add_argument("--sampler", help="tpe, nsga2, gp or random (default: the study's, from its config.yaml, else tpe)")
+    parser.add_argument("--early-stopping", metavar="RULE",
+                        help="sh, sh:eta=N,rungs=K[,grace=G] or none (default: the study's, as created by search)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     add_results_dir(parser)
     add_json(parser)
@@ -75,6 +78,7 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         objectives=tuple(stored["objectives"]),
         max_ops=stored.get("max_ops"),
         seed=stored["seed"],
+        early_stopping=args.early_stopping if getattr(args, "early_stopping", None) is not None else stored.get("early_stopping"),
         presets=False,
         storage=args.storage,
         results_dir=args.results_dir,
@@ -168,12 +172,13 @@ def run(args: argparse.Namespace) -> int:
         "trials_run": ran,
         "completed": [n for n in ran if by_number[n].state.name == "COMPLETE"],
         "failed": [n for n in ran if by_number[n].state.name == "FAIL"],
+        "pruned": [n for n in ran if by_number[n].state.name == "PRUNED"],
         "study_finished": sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials),
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.json:
         print_json(summary)
     else:
-        print(f"worker ran {len(ran)} trials ({len(summary['failed'])} failed); "
+        print(f"worker ran {len(ran)} trials ({len(summary['failed'])} failed, {len(summary['pruned'])} pruned); "
               f"the study holds {summary['study_finished']} finished trials")
     return 0
