@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from nas.bench.replay import compare, replay, summarise, trials_to_reach
+from nas.bench.replay import compare, early_stopping_summary, replay, summarise, trials_to_reach
 from nas.bench.table import TabularBenchmark, load_table
 from nas.bench.tabulate import TabulatingEvaluator, rung_column, tabulate, write_table
 from nas.cli import main
@@ -122,8 +122,10 @@ def synthetic_table(space_name: str = "mini") -> pd.DataFrame:
         b = arch.binarize
         ops = 40e6 * (1 + 0.9 * (not b.neck) + 0.7 * (not b.decoders) + 0.3 * (not b.distill)) * (1 + 0.2 * wobble)
         delta_m = -30 + 6 * (not b.neck) + 5 * (not b.decoders) + 2 * (not b.distill) + 8 * wobble
+        late = int(hashlib.sha256(arch.id.encode()).hexdigest()[8:16], 16) / 2**32  # early Δm is noisier
         rows.append({"arch_id": arch.id, "state": "COMPLETE", "delta_m": delta_m, "ops": ops,
-                     "space": space_name, "fidelity": "smoke"})
+                     "seconds": 10.0, "steps": 200, "delta_m@50": delta_m - 12 * late, "delta_m@100": delta_m - 4 * late,
+                     "space": space_name, "fidelity": "quick"})
     return pd.DataFrame(rows)
 
 
@@ -194,6 +196,46 @@ def test_summary_reports_checkpoints_and_trials_to_reach() -> None:
     assert summary.loc["b", "trials_to_90%"] == pytest.approx(1.5)
 
 
+def test_replay_with_early_stopping_stops_trials_and_charges_their_part_of_the_budget() -> None:
+    from nas.early_stopping import SuccessiveHalving
+
+    bench = TabularBenchmark(synthetic_table())
+    space = get_space("mini")
+    rule = SuccessiveHalving(eta=2, rungs=2)
+    assert rule.rung_steps(200) == (50, 100)
+    full = replay(bench, space, "random", seed=0, trials=40)
+    stopped = replay(bench, space, "random", seed=0, trials=40, early_stopping=rule)
+    assert stopped["pruned"].iat[-1] > 0 and full["pruned"].iat[-1] == 0
+    assert list(stopped["trainings"]) == list(full["trainings"])  # the same proposals (random ignores results)
+    assert (np.diff(stopped["train_seconds"]) >= 0).all()
+    # a completed architecture costs 10 s once; a stopped one 10 s × 50/200 or × 100/200
+    assert full["train_seconds"].iat[-1] == pytest.approx(10.0 * full["trainings"].iat[-1])
+    # Each trial costs: 0 (a completed architecture again), 2.5 s or 5 s (stopped at step 50 or 100
+    # of 200), 10 s (trained to the end); stopped ones are exactly those counted as pruned.
+    spent = np.diff(np.concatenate([[0.0], stopped["train_seconds"]]))
+    newly_pruned = np.diff(np.concatenate([[0], stopped["pruned"]])) == 1
+    assert set(np.round(spent, 6)) <= {0.0, 2.5, 5.0, 10.0}
+    assert list(newly_pruned) == [round(x, 6) in (2.5, 5.0) for x in spent]
+    assert stopped["hv_ratio"].iat[-1] <= full["hv_ratio"].iat[-1] + 1e-12  # it completed a subset
+
+
+def test_early_stopping_summary_compares_training_time_to_the_full_budget_hv() -> None:
+    def curve(seed, rule, seconds, hv):
+        return pd.DataFrame({"sampler": "s", "seed": seed, "early_stopping": rule, "trial": range(1, len(hv) + 1),
+                             "hv_ratio": hv, "train_seconds": seconds})
+
+    curves = pd.concat([
+        curve(0, "", [10, 20, 30], [0.5, 0.9, 1.0]),
+        curve(0, "sh", [5, 10, 15, 20], [0.5, 0.9, 0.9, 1.0]),
+        curve(1, "", [10, 20, 30], [0.8, 0.8, 0.8]),
+        curve(1, "sh", [5, 10], [0.1, 0.2]),
+    ])
+    summary = early_stopping_summary(curves, fractions=(0.9,)).iloc[0]
+    # seed 0: target 0.9 reached at 20 s (full) and 10 s (sh); seed 1: target 0.72 at 10 s, never with sh (10 s spent)
+    assert summary["seconds_full"] == pytest.approx(15.0) and summary["seconds_early_stopping"] == pytest.approx(10.0)
+    assert summary["reached"] == "1/2" and summary["ratio"] == pytest.approx(10 / 15)
+
+
 def test_compare_refuses_unknown_samplers() -> None:
     with pytest.raises(ConfigError, match="unknown sampler"):
         compare(TabularBenchmark(synthetic_table()), ["tpe", "annealing"], seeds=[0], trials=3)
@@ -203,10 +245,13 @@ def test_bench_compare_cli_writes_curves_summary_and_plots(tmp_path, capsys) -> 
     path = write_table(synthetic_table(), tmp_path / "table.csv")
     out = tmp_path / "cmp"
     assert main(["bench", "compare", "--table", str(path), "--samplers", "random,tpe", "--trials", "12",
-                 "--seeds", "2", "--out", str(out)]) == 0
-    assert {"curves.csv", "summary.csv", "hv_regret.png", "hv_regret_trainings.png"} <= {p.name for p in out.iterdir()}
-    curves = pd.read_csv(out / "curves.csv")
-    assert len(curves) == 2 * 2 * 12 and set(curves["sampler"]) == {"random", "tpe"}
+                 "--seeds", "2", "--out", str(out), "--early-stopping", "sh"]) == 0
+    written = {p.name for p in out.iterdir()}
+    assert {"curves.csv", "summary.csv", "hv_regret.png", "hv_regret_trainings.png", "early_stopping.csv"} <= written
+    curves = pd.read_csv(out / "curves.csv", keep_default_na=False)
+    assert len(curves) == 2 * 2 * (12 + 24) and set(curves["sampler"]) == {"random", "tpe"}
+    assert set(curves["early_stopping"]) == {"", "sh:eta=2,rungs=2"}
+    assert len(pd.read_csv(out / "early_stopping.csv")) == 2 * 2  # samplers × (90 %, 95 %)
     assert "trials_to_95%" in capsys.readouterr().out
 
 
@@ -214,6 +259,7 @@ def test_bench_compare_cli_writes_curves_summary_and_plots(tmp_path, capsys) -> 
     (["compare", "--table", "missing.csv"], "does not exist"),
     (["compare", "--table", "{table}", "--samplers", "best"], "unknown sampler"),
     (["compare", "--table", "{table}", "--seeds", "0"], "--seeds"),
+    (["compare", "--table", "{table}", "--early-stopping", "sometimes"], "early stopping"),
     (["tabulate", "--space", "bimtdp"], "at most 10,000"),
     (["tabulate", "--out", "table.txt"], ".csv or .parquet"),
 ])

@@ -48,6 +48,7 @@ class TabularBenchmark:
         complete = self.table[self.table["state"] == "COMPLETE"]
         if complete.empty:
             raise ConfigError(f"{self.source or 'table'}: no completed architecture")
+        self._rows = {row["arch_id"]: row for row in self.table.to_dict(orient="records")}
         self._values = {a: tuple(float(v) for v in row) for a, row in zip(
             complete["arch_id"], complete[[o.column for o in self.objectives]].to_numpy())}
         points = np.array(list(self._values.values()))
@@ -69,6 +70,27 @@ class TabularBenchmark:
     def values(self, arch_id: str) -> tuple[float, ...] | None:
         """The objective values of a completed architecture, None for a failed or unknown one."""
         return self._values.get(arch_id)
+
+    def seconds(self, arch_id: str) -> float:
+        """The measured training time of an architecture (0 for one the table lacks)."""
+        return self._rows[arch_id]["seconds"] if arch_id in self._rows else 0.0
+
+    def steps(self, arch_id: str) -> int:
+        return int(self._rows[arch_id]["steps"])
+
+    def rung_values(self, arch_id: str, step: int) -> tuple[float, ...]:
+        """The objective values after ``step`` steps: Δm scored then (``delta_m@<step>``), the same costs.
+
+        Raises:
+            ConfigError: the table holds no Δm at that step.
+        """
+        from nas.bench.tabulate import rung_column
+
+        column = rung_column(step)
+        if column not in self._rows[arch_id]:
+            raise ConfigError(f"{self.source or 'table'}: no column {column!r} (Δm after {step} steps) to replay early stopping")
+        return tuple(float(self._rows[arch_id][column] if o.column == "delta_m" else self._rows[arch_id][o.column])
+                     for o in self.objectives)
 
     def front(self) -> pd.DataFrame:
         """The true Pareto front: the non-dominated completed rows."""
