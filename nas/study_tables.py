@@ -59,6 +59,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "steps": attrs.get("steps", float("nan")),
         "fidelity": attrs.get("fidelity", ""),
         "duplicate_of": attrs.get("duplicate_of", float("nan")),
+        "pruned_at_step": attrs.get("pruned_at_step", float("nan")),
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else "",
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else "",
     }

@@ -173,6 +173,7 @@ def check_recorded(study: optuna.Study, directory, steps: tuple[int, ...]) -> tu
     table = pd.read_csv(directory / "trials.csv")
     assert set(table.loc[table["state"] == "PRUNED", "number"]) >= {t.number for t in pruned}
     assert table.loc[table["state"] == "PRUNED", "delta_m"].isna().all()
+    assert (table.set_index("number").loc[[t.number for t in pruned], "pruned_at_step"] == steps[0]).all()
     front = pd.read_csv(directory / "pareto.csv")
     assert len(front) >= 1 and set(front["state"]) == {"COMPLETE"}
     assert set(front["number"]).isdisjoint(t.number for t in pruned)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_dataset, add_json, add_results_dir, print_json
+from nas.cli._options import add_dataset, add_json, add_ray, add_results_dir, print_json, ray_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,14 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on non-dominated rank; = sh:eta=2,rungs=2, rungs at 1/4 and 1/2 of the steps), "
                              "sh:eta=N,rungs=K[,grace=G], or none (default: none); pruned trials count in --trials")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
-    ray = parser.add_argument_group("Ray backend")
-    ray.add_argument("--backend", default="local", choices=("local", "ray"),
-                     help="local: trials run in this process; ray: as Ray Tune trials (default: local)")
-    ray.add_argument("--ray-address", metavar="ADDR",
-                     help="join a running Ray cluster (auto or HOST:PORT); default: start a local one on loopback")
-    ray.add_argument("--concurrency", type=int, default=2, metavar="K", help="trials running at once (default: 2)")
-    ray.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs per Ray trial (default: 1)")
-    ray.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G", help="GPUs per Ray trial (default: 0)")
+    add_ray(parser)
     add_results_dir(parser)
     add_json(parser)
 
@@ -75,11 +68,9 @@ def run(args: argparse.Namespace) -> int:
     search = Search(config, log=log, device=args.device)
     trials = args.trials if args.trials is not None or args.timeout is not None else 20
     if args.backend == "ray":
-        from nas.ray_backend import RayOptions, run_ray
+        from nas.ray_backend import run_ray
 
-        options = RayOptions(address=args.ray_address, concurrency=args.concurrency,
-                             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
-        run_ray(search, trials=trials, timeout=args.timeout, options=options)
+        run_ray(search, trials=trials, timeout=args.timeout, options=ray_options(args))
     else:
         search.run(trials=trials, timeout=args.timeout)
     from nas.cli.pareto import summarise
