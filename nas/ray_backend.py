@@ -345,17 +345,11 @@ def _make_searcher(search: Any, study: optuna.Study, *, trials: int | None, time
             ot_trial = self._ot_trials.get(trial_id)
             if ot_trial is None or search.early_stopping is None or trial_id in self._completed_trials:
                 return True
-            from analysis.objectives import is_log
-            from nas.early_stopping import rung_population
-
             for key, value in json.loads(result[_ATTRS]).items():
                 ot_trial.set_user_attr(key, value)
             step = int(result[_RUNG])
             values = tuple(float(result[o.name]) for o in search.objectives)
-            others = rung_population(study.get_trials(deepcopy=False), step, search.objectives,
-                                     exclude_number=ot_trial.number, exclude_arch=ot_trial.user_attrs.get("arch_id"))
-            decision = search.early_stopping.decide(values, others, [o.direction for o in search.objectives],
-                                                    log=[is_log(o) for o in search.objectives])
+            decision = search.judge_rung(study, ot_trial.number, ot_trial.user_attrs.get("arch_id"), step, values)
             if not decision.continues:
                 ot_trial.set_user_attr("pruned_at_step", step)
                 self._pruned[trial_id] = step

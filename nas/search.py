@@ -230,19 +230,12 @@ class Search:
             trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
 
     def _pruner(self, trial: optuna.Trial, arch: Any) -> Callable[[int, tuple[float, ...]], None] | None:
-        """The local backend's rung decision: judge the trial against the rung's population in the
-        study (every state, every process), and stop it with :class:`optuna.TrialPruned`."""
-        rule = self.early_stopping
-        if rule is None:
+        """The local backend's rung decision: stop the trial with :class:`optuna.TrialPruned`."""
+        if self.early_stopping is None:
             return None
-        from analysis.objectives import is_log
-        from nas.early_stopping import rung_population
 
         def on_rung(step: int, values: tuple[float, ...]) -> None:
-            others = rung_population(trial.study.get_trials(deepcopy=False), step, self.objectives,
-                                     exclude_number=trial.number, exclude_arch=arch.id)
-            decision = rule.decide(values, others, [o.direction for o in self.objectives],
-                                   log=[is_log(o) for o in self.objectives])
+            decision = self.judge_rung(trial.study, trial.number, arch.id, step, values)
             if not decision.continues:
                 trial.set_user_attr("pruned_at_step", step)
                 raise optuna.TrialPruned(
@@ -250,6 +243,17 @@ class Search:
                     f"{decision.population} ({decision.promoted} continue)")
 
         return on_rung
+
+    def judge_rung(self, study: optuna.Study, number: int, arch_id: str, step: int, values: tuple[float, ...]) -> Any:
+        """The early-stopping :class:`~nas.early_stopping.Decision` for trial ``number`` at rung
+        ``step``, against the rung's population in the study (every state, every process)."""
+        from analysis.objectives import is_log
+        from nas.early_stopping import rung_population
+
+        others = rung_population(study.get_trials(deepcopy=False), step, self.objectives,
+                                 exclude_number=number, exclude_arch=arch_id)
+        return self.early_stopping.decide(values, others, [o.direction for o in self.objectives],
+                                          log=[is_log(o) for o in self.objectives])
 
     def begin_trial(self, trial: optuna.trial.BaseTrial) -> Any:
         """The trial's Architecture (sampled, or an enqueued preset), recorded in its user attributes.
