@@ -269,3 +269,13 @@ def test_bench_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, mess
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_written_tables_are_readable_by_others_as_the_umask_allows(tmp_path) -> None:
+    import os
+    import stat
+
+    path = write_table(synthetic_table(), tmp_path / "t.csv")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
