@@ -15,6 +15,7 @@ from nas.bench.table import TabularBenchmark, load_table
 from nas.bench.tabulate import TabulatingEvaluator, rung_column, tabulate, write_table
 from nas.cli import main
 from nas.errors import ConfigError
+from nas.fidelity import get_fidelity
 from nas.search import Search, SearchConfig
 from search_spaces import get_space
 
@@ -40,6 +41,23 @@ def tiny_config(tmp_path, **changes) -> SearchConfig:
     values = dict(study="tab", space=str(space), fidelity="smoke", sampler="random", presets=False,
                   results_dir=str(tmp_path))
     return SearchConfig(**(values | changes))
+
+
+#: Eight steps: the smallest budget with rungs (smoke's three steps have none).
+EIGHT_STEPS = get_fidelity("smoke").with_(steps=8)
+
+
+def eight_steps(evaluator=TabulatingEvaluator):
+    """An evaluator factory at smoke with 8 steps (a closure: Ray pickles it by value, not by a
+    reference to this test module, which its workers cannot import)."""
+    fidelity = EIGHT_STEPS
+
+    def factory(config, device="auto"):
+        made = evaluator.for_config(config, device=device, log=lambda line: None)
+        made.fidelity = fidelity
+        return made
+
+    return factory
 
 
 class Breaks(TabulatingEvaluator):
@@ -68,7 +86,7 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
     space = get_space(config.space)
     assert space.size() == 4
     search = Search(config, log=lambda line: None)
-    search.evaluator = Breaks.for_config(search.config, log=lambda line: None)
+    search.evaluator = eight_steps(Breaks)(search.config)
     first = tabulate(search)
     assert len(first) == 4 and sorted(first["state"]) == ["COMPLETE"] * 3 + ["FAIL"]
     failed = first[first["state"] == "FAIL"].iloc[0]
@@ -76,11 +94,12 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
     assert "diverged on purpose" in failed["fail_reason"] and math.isnan(failed["delta_m"])
     assert set(first["arch_id"]) == {a.id for a in space.enumerate()}
     complete = first[first["state"] == "COMPLETE"]
-    for step in (1, 2):  # smoke has 3 steps: Δm after 1 and 2 of them, the final one is delta_m
+    for step in range(1, 8):  # Δm after each eighth of the 8 steps; the last one is delta_m itself
         assert complete[rung_column(step)].map(math.isfinite).all()
+    assert rung_column(8) not in first.columns
     assert {"metric.semseg.miou", "arch.bin_decoders", "arch_json", "ops", "space", "fidelity"} <= set(first.columns)
 
-    again = tabulate(Search(config, log=lambda line: None))  # resumes: retries only the failure
+    again = tabulate(Search(config, log=lambda line: None), evaluator_factory=eight_steps())  # retries the failure
     study = Search(config, log=lambda line: None).open()
     assert trainings(study) == {a.id: 1 for a in space.enumerate()}
     assert (again["state"] == "COMPLETE").all() and len(again) == 4
@@ -98,9 +117,10 @@ def test_tabulate_with_ray_scores_rungs_on_the_workers(tmp_path) -> None:
     from nas.ray_backend import RayOptions
 
     config = tiny_config(tmp_path, study="tab-ray")
-    table = tabulate(Search(config, log=lambda line: None), backend="ray", ray_options=RayOptions(concurrency=2))
+    table = tabulate(Search(config, log=lambda line: None), backend="ray", ray_options=RayOptions(concurrency=2),
+                     evaluator_factory=eight_steps())
     assert len(table) == 4 and (table["state"] == "COMPLETE").all()
-    assert table[rung_column(2)].map(math.isfinite).all()
+    assert table[[rung_column(s) for s in range(1, 8)]].map(math.isfinite).all().all()
 
 
 def test_tabulate_refuses_presets_and_huge_spaces(tmp_path) -> None:

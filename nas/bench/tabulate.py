@@ -20,10 +20,8 @@ import pandas as pd
 from nas.errors import ConfigError
 from nas.trial import Evaluator
 
-__all__ = ["RUNG_EIGHTHS", "TabulatingEvaluator", "rung_column", "table_from_study", "tabulate"]
+__all__ = ["TabulatingEvaluator", "rung_column", "rung_steps", "table_from_study", "tabulate", "write_table"]
 
-#: Intermediate scoring points, in eighths of the budget (the budget itself is the result).
-RUNG_EIGHTHS = tuple(range(1, 8))
 _TRIAL_COLUMNS = ("state", "fail_reason", "flops", "bops", "ops", "params", "size_bits", "delta_m", "seconds", "steps")
 
 
@@ -33,7 +31,12 @@ def rung_column(step: int) -> str:
 
 
 def rung_steps(steps: int) -> tuple[int, ...]:
-    return tuple(sorted({k * steps // 8 for k in RUNG_EIGHTHS} - {0, steps}))
+    """Every step an early-stopping rule may stop at (:data:`nas.early_stopping.RUNG_GRID`): the
+    multiples of ``steps // 8`` below ``steps``, so that any rule can be replayed on the table."""
+    from nas.early_stopping import RUNG_GRID
+
+    unit = steps // RUNG_GRID
+    return tuple(k * unit for k in range(1, RUNG_GRID) if unit and k * unit < steps)
 
 
 @dataclass
@@ -82,13 +85,20 @@ def tabulate(
     *,
     backend: str = "local",
     ray_options: Any = None,
+    evaluator_factory: Callable[[Any, str], Any] | None = None,
 ) -> pd.DataFrame:
     """Train every architecture of ``search``'s space that the study lacks, then return the table.
+
+    The run asks for as many finished trials as the study holds plus the queued ones; if a queued
+    architecture fails, the sampler fills the gap with a proposal of its own, which is either a
+    completed architecture (copied, nothing trained, not in the table twice) or the failed one again.
 
     Args:
         search: a :class:`nas.search.Search` (its config names the space, dataset, fidelity, seed).
         backend: ``local`` (this process) or ``ray`` (:func:`nas.ray_backend.run_ray`).
         ray_options: :class:`nas.ray_backend.RayOptions` for the Ray backend.
+        evaluator_factory: ``(SearchConfig, device) -> evaluator`` (default: a
+            :class:`TabulatingEvaluator` for the config); the Ray workers call it, so it is pickled.
     """
     if search.config.presets:
         raise ConfigError("a table holds the space's architectures only: create the search with presets=False")
@@ -105,9 +115,10 @@ def tabulate(
         if backend == "ray":
             from nas.ray_backend import RayOptions, run_ray
 
-            run_ray(search, trials=target, options=ray_options or RayOptions(), evaluator_factory=tabulating_evaluator)
+            run_ray(search, trials=target, options=ray_options or RayOptions(),
+                    evaluator_factory=evaluator_factory or tabulating_evaluator)
         else:
-            search.evaluator = search.evaluator or tabulating_evaluator(search.config, search.device)
+            search.evaluator = search.evaluator or (evaluator_factory or tabulating_evaluator)(search.config, search.device)
             search.evaluator.log = search.log
             search.run(trials=target)
     return table_from_study(study, search.config, search.space)
@@ -115,7 +126,6 @@ def tabulate(
 
 def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFrame:
     """One row per architecture of ``space`` that the study ran: its complete trial, else its last failure."""
-    from nas.fidelity import get_fidelity
     from nas.study_tables import trials_frame
 
     frame = trials_frame(study)
@@ -127,10 +137,9 @@ def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFra
     arch_columns = [c for c in frame.columns if c.startswith("arch.")] + ["arch_json"]
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
     table = frame[["arch_id", *_TRIAL_COLUMNS, *metric_columns, *arch_columns]].copy()
-    steps = get_fidelity(config.fidelity).steps
     rungs = {t.user_attrs.get("arch_id"): t.user_attrs.get("rungs") or [] for t in study.get_trials(deepcopy=False)
              if t.state == optuna.trial.TrialState.COMPLETE}
-    for step in rung_steps(steps):
+    for step in sorted({int(r["step"]) for records in rungs.values() for r in records}):
         table[rung_column(step)] = [_rung_value(rungs.get(a, []), step) for a in table["arch_id"]]
     for key in ("space", "dataset", "fidelity", "seed"):
         table[key] = getattr(config, key)
