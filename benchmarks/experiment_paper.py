@@ -91,6 +91,18 @@ def done_keys(path: Path) -> set[tuple[str, str, str]]:
         return {(r["budget"], r["config"], r["seed"]) for r in csv.DictReader(f)}
 
 
+def recorded_steps(path: Path) -> dict[str, set[int]]:
+    """Budget label -> the step counts its rows were trained for (one, unless the file is mixed)."""
+    if not path.is_file():
+        return {}
+    steps: dict[str, set[int]] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            if r["budget"] != "-":
+                steps.setdefault(r["budget"], set()).add(int(float(r["steps"])))
+    return steps
+
+
 def append(path: Path, row: dict) -> None:
     new = not path.is_file()
     with path.open("a", newline="") as f:
@@ -113,6 +125,11 @@ def run(args: argparse.Namespace) -> None:
     variants = configs()
     ops = {name: ops_of(arch, train) for name, arch in variants.items()}
     done = done_keys(out)
+    recorded = recorded_steps(out)
+    for label, fidelity in budgets:
+        if recorded.get(label, {fidelity.steps}) != {fidelity.steps}:
+            sys.exit(f"{out}: its {label!r} rows were trained for {sorted(recorded[label])} steps, this run would train "
+                     f"{fidelity.steps} (the fidelity was retuned since): write to another --out")
     if ("-", "prior", "-") not in done:
         prior = _Prior(train)
         append(out, {"budget": "-", "steps": 0, "config": "prior", "arch": "-", "seed": "-",

@@ -34,6 +34,9 @@ __all__ = ["CONFIG_ATTR", "IDENTITY_FIELDS", "Search", "SearchConfig", "TrialFai
 CONFIG_ATTR = "bimtdp_config"
 #: Fields that define a study: resuming with another value would mix incomparable trials.
 IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "seed")
+#: The fidelity's content (steps, resolution, lr, ...), stored beside its name; studies created
+#: before it was recorded lack it and are compared by name only.
+BUDGET_FIELD = "fidelity_budget"
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -73,9 +76,13 @@ class SearchConfig:
         """The fields a resumed study must agree on (the space by its content, not its name)."""
         from search_spaces import load_space
 
+        from nas.fidelity import get_fidelity
+
         values = {name: getattr(self, name) for name in IDENTITY_FIELDS}
         values["objectives"] = list(self.objectives)
         values["space"] = load_space(self.space).to_dict()
+        # The budget behind the fidelity's name too: a named budget can be retuned between releases.
+        values[BUDGET_FIELD] = get_fidelity(self.fidelity).to_dict()
         return values
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +124,8 @@ def _quiet_optuna() -> None:
 
 def _describe_conflict(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
     diffs = [k for k in IDENTITY_FIELDS if stored.get(k) != wanted.get(k)]
+    if BUDGET_FIELD in stored and stored[BUDGET_FIELD] != wanted.get(BUDGET_FIELD):
+        diffs.append(BUDGET_FIELD)
     shown = ", ".join(f"{k}: study has {_short(stored.get(k))}, asked {_short(wanted.get(k))}" for k in diffs)
     return shown
 

@@ -5,8 +5,8 @@ from :mod:`nas.arch` (and the estimator / weight-scale registries of :mod:`nas.b
 numeric grids (width, β, KD weight) are chosen here.
 
 Widths stop at 0.75: at batch 32 and 64×64 on two CPU cores a training step takes ≈0.05 s at width
-0.25, ≈0.10 s at 0.5, ≈0.20 s at 0.75 and ≈0.28 s at 1.0, and a proxy trial has about a minute
-for ~300 steps. Width 1.0 remains a valid genotype for full retraining.
+0.25, ≈0.10 s at 0.5, ≈0.20 s at 0.75 and ≈0.28 s at 1.0, and a proxy trial has about half a
+minute for 150 steps. Width 1.0 remains a valid genotype for full retraining.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def test_rung_steps_sit_on_the_eighths_grid() -> None:
     assert SuccessiveHalving(eta=3).rung_steps(200) == (25, 75)
     assert SuccessiveHalving(eta=2, rungs=3).rung_steps(200) == (25, 50, 100)
     assert SuccessiveHalving(eta=4, rungs=3).rung_steps(200) == (25, 50)  # merged at the grid's floor
-    assert SuccessiveHalving().rung_steps(300) == (74, 148)  # proxy: multiples of 300 // 8 = 37
+    assert SuccessiveHalving().rung_steps(300) == (74, 148)  # multiples of 300 // 8 = 37
     assert SuccessiveHalving().rung_steps(8) == (2, 4)
     assert SuccessiveHalving().rung_steps(3) == ()  # smoke: no grid, nothing is ever stopped
     for eta in (2, 3, 4, 5):

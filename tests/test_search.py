@@ -77,6 +77,18 @@ def test_rerun_resumes_and_conflicting_config_is_refused(tmp_path) -> None:
     assert len(loaded.trials) == 4 and stored["fidelity"] == "smoke" and [o.name for o in objectives] == ["delta_m", "ops"]
 
 
+def test_a_retuned_fidelity_behind_the_same_name_is_refused(tmp_path, monkeypatch) -> None:
+    from nas.fidelity import FIDELITIES
+    from nas.search import BUDGET_FIELD
+
+    config = smoke_config(tmp_path, presets=False)
+    Search(config, log=lambda line: None).run(trials=1)
+    assert load_existing("s", results_dir=str(tmp_path))[1][BUDGET_FIELD]["steps"] == 3
+    monkeypatch.setitem(FIDELITIES, "smoke", FIDELITIES["smoke"].with_(steps=4))  # a later release retunes it
+    with pytest.raises(ConfigError, match="fidelity_budget"):
+        Search(config, log=lambda line: None).run(trials=2)
+
+
 def test_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path) -> None:
     from nas.train import TrainingError
     from nas.trial import Evaluator
