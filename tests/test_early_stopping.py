@@ -18,7 +18,6 @@ from nas.cli import main
 from nas.early_stopping import SuccessiveHalving, crowding_distance, parse_early_stopping, rung_population
 from nas.errors import ConfigError
 from nas.search import CONFIG_ATTR, Search, SearchConfig
-from search_spaces import PRESETS
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED

@@ -10,10 +10,9 @@ true front was found.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,7 +72,7 @@ class TabularBenchmark:
 
     def seconds(self, arch_id: str) -> float:
         """The measured training time of an architecture (0 for one the table lacks)."""
-        return self._rows[arch_id]["seconds"] if arch_id in self._rows else 0.0
+        return float(self._rows.get(arch_id, {}).get("seconds", 0.0))
 
     def steps(self, arch_id: str) -> int:
         return int(self._rows[arch_id]["steps"])
@@ -127,10 +126,3 @@ def load_table(path: str | Path, *, objectives: Sequence[str] = ("delta_m", "ops
     except (ValueError, ImportError, OSError, pd.errors.ParserError) as error:
         raise ConfigError(f"{path}: cannot read the table ({str(error).splitlines()[0]})") from None
     return TabularBenchmark(frame, parse_objectives(list(objectives)), source=str(path))
-
-
-def architecture_of(row: pd.Series) -> Any:
-    """The Architecture of a table row (its ``arch_json`` column)."""
-    from nas.arch import Architecture
-
-    return Architecture.from_dict(json.loads(row["arch_json"]))
