@@ -114,7 +114,7 @@ class SearchConfig:
                                "early_stopping": None if rule is None else rule.spec()})
 
 
-def _quiet_optuna() -> None:
+def quiet_optuna() -> None:
     """The search prints its own line per trial, failures and their reasons included; Optuna's
     per-trial log lines (a traceback for every failed trial) and its notices about the experimental
     (but relied-upon) grouped TPE and metric names are noise here."""
@@ -166,7 +166,7 @@ class Search:
         """Create or load the study; refuse a conflicting configuration. Idempotent."""
         if self._study is not None:
             return self._study
-        _quiet_optuna()
+        quiet_optuna()
         config = self.config
         storage = open_storage(config.storage_url, create_parent=config.storage is None)
         identity = config.identity()

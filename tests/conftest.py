@@ -18,3 +18,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402  (after OMP_NUM_THREADS)
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Code under test may change torch's thread count (``bimtdp train --threads``, benchmark
+    scripts): every test starts with the suite's one thread again."""
+    yield
+    torch.set_num_threads(1)

@@ -13,13 +13,6 @@ from nas.cli import main
 from search_spaces import get_preset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny smoke networks run fastest on one thread (and 2 threads thrash on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_json_has_metrics_delta_m_ops_steps_seconds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,15 +18,6 @@ from nas.train import FitResult, TrainingLoss, Teacher, TrainingError, fit, load
 from search_spaces import get_preset
 
 SMOKE = get_fidelity("smoke")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny smoke networks run fastest on one thread (and 2 threads thrash on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 ROOT = Path(__file__).resolve().parents[1]
 
 

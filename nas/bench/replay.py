@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ import pandas as pd
 from nas.bench.table import TabularBenchmark
 from nas.errors import ConfigError
 from nas.samplers import SAMPLERS, make_sampler
+from nas.search import quiet_optuna
 
 __all__ = ["compare", "early_stopping_summary", "replay", "summarise", "trials_to_reach"]
 
@@ -54,8 +54,7 @@ def replay(
     from analysis.objectives import is_log
     from analysis.pareto import pareto_mask
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_optuna()
     study = optuna.create_study(directions=[o.direction for o in bench.objectives], sampler=make_sampler(sampler, seed=seed))
     front = np.empty((0, len(bench.objectives)))
     seen: set[str] = set()
@@ -164,8 +163,8 @@ def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] =
             for seed, full in full_runs.groupby("seed"):
                 stopped = stopped_runs[stopped_runs["seed"] == seed]
                 target = fraction * float(full["hv_ratio"].iat[-1])
-                full_times.append(_time_to(full, target))
-                time_es = _time_to(stopped, target)
+                full_times.append(trials_to_reach(full, target, by="train_seconds"))
+                time_es = trials_to_reach(stopped, target, by="train_seconds")
                 reached += math.isfinite(time_es)
                 stopped_times.append(time_es if math.isfinite(time_es) else float(stopped["train_seconds"].iat[-1]))
             rows.append({
@@ -180,13 +179,8 @@ def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] =
     return pd.DataFrame(rows)
 
 
-def _time_to(curve: pd.DataFrame, target: float) -> float:
-    reached = curve[curve["hv_ratio"] >= target - 1e-12]
-    return float(reached["train_seconds"].iat[0]) if len(reached) else math.inf
-
-
 def trials_to_reach(curve: pd.DataFrame, fraction: float, *, by: str = "trial") -> float:
-    """The first ``by`` value (trial or trainings) at which ``hv_ratio >= fraction``; inf if never."""
+    """The first ``by`` value (trial, trainings, train_seconds) at which ``hv_ratio >= fraction``; inf if never."""
     reached = curve[curve["hv_ratio"] >= fraction - 1e-12]
     return float(reached[by].iat[0]) if len(reached) else math.inf
 
