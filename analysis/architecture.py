@@ -1,9 +1,10 @@
 """The architecture switches of a set of trials as a table: which modules are binary, where IB and KD sit.
 
-The trials table spells the genotype as ``arch.<dimension>`` columns. Boolean ones are switches,
-grouped by their prefix (``bin_``/``binarize``, ``ib_``, ``kd_``); the rest (sharing mode, width,
-estimator, ...) are settings. Columns are discovered by prefix, not listed, so a renamed or added
-dimension shows up without touching this code.
+The trials table spells the genotype as ``arch.<dimension>`` columns, named by the search space's
+dimensions (``arch.binarize.neck``, ``arch.ib.backbone``). Boolean ones are switches, grouped by
+their dimension's group (``binarize``, ``ib``, ``kd``); the rest (``decoder.sharing``, ``width``,
+``binarizer.activation``, ...) are settings. Columns are discovered by prefix, not listed, so an
+added dimension shows up without touching this code.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from analysis.pareto import as_bool
 
 __all__ = ["SWITCH_GROUPS", "ArchitectureGrid", "architecture_grid", "si_format", "switch_columns"]
 
-#: Display order and title of the switch groups, keyed by the column-name prefix after ``arch.``.
-SWITCH_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("binarized modules", ("bin", "binarize", "binarized", "binary")),
-    ("IB points", ("ib",)),
-    ("KD points", ("kd",)),
+#: Display order and title of the switch groups, keyed by the dimension's group (before its dot).
+SWITCH_GROUPS: tuple[tuple[str, str], ...] = (
+    ("binarized modules", "binarize"),
+    ("IB points", "ib"),
+    ("KD points", "kd"),
 )
 
 _BOOL_TEXT = {"true", "false"}
@@ -53,7 +54,7 @@ class ArchitectureGrid:
 def _is_switch(series: pd.Series) -> bool:
     """True for booleans (also as ``"True"``/``"False"`` text after a CSV round-trip with gaps).
 
-    Numbers are never switches, even when they are all 0 or 1: ``kd_weight = 1.0`` is a setting.
+    Numbers are never switches, even when they are all 0 or 1: ``kd.weight = 1.0`` is a setting.
     """
     values = series.dropna()
     if values.empty:
@@ -67,16 +68,15 @@ def _is_switch(series: pd.Series) -> bool:
 
 
 def _group_of(dimension: str) -> int | None:
-    head = dimension.replace(".", "_").split("_", 1)[0].lower()
-    for i, (_, prefixes) in enumerate(SWITCH_GROUPS):
-        if head in prefixes:
+    head = dimension.partition(".")[0]
+    for i, (_, group) in enumerate(SWITCH_GROUPS):
+        if head == group:
             return i
     return None
 
 
 def _switch_name(dimension: str) -> str:
-    parts = dimension.replace(".", "_").split("_", 1)
-    return parts[1] if len(parts) == 2 and parts[1] else dimension
+    return dimension.partition(".")[2] or dimension
 
 
 def si_format(value: float) -> str:

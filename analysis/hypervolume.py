@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.objectives import ObjectiveLike, directions_of, objective_values
+from analysis.objectives import COST_COLUMNS, ObjectiveLike, directions_of, objective_values
 from analysis.pareto import evaluated_trials, pareto_mask, to_minimization
 
 __all__ = [
@@ -37,7 +37,6 @@ DECLARED_REFERENCE: dict[str, float] = {"delta_m": -100.0}
 #: space costs more, so its cost (padded) bounds every cost axis the same way in every study.
 FP_PRESET = "mtdp-fp"
 
-_COST_COLUMNS = ("ops", "flops", "bops", "params", "size_bits")
 
 
 def _hv2d(loss: np.ndarray, reference: np.ndarray) -> float:
@@ -134,7 +133,7 @@ def default_reference(
         if objective.column in table:
             reference[i] = float(table[objective.column])
             continue
-        fp_cost = _fp_cost(trials, objective.column) if objective.column in _COST_COLUMNS else None
+        fp_cost = _fp_cost(trials, objective.column) if objective.column in COST_COLUMNS else None
         if fp_cost is not None and objective.direction == "minimize":
             reference[i] = fp_cost * (1.0 + margin)
             continue

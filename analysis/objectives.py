@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "COST_COLUMNS",
     "DEFAULT_OBJECTIVES",
     "DIRECTIONS",
     "Objective",
@@ -75,6 +76,9 @@ DEFAULT_OBJECTIVES: tuple[Objective, ...] = (
     Objective("delta_m", "delta_m", "maximize"),
     Objective("ops", "ops", "minimize"),
 )
+
+#: The cost figures the search writes for every trial (known before training, never learned).
+COST_COLUMNS: tuple[str, ...] = ("ops", "flops", "bops", "params", "size_bits")
 
 # Columns the search writes: (short name, axis label with unit, drawn on a log scale).
 _KNOWN_COLUMNS: dict[str, tuple[str, str, bool]] = {

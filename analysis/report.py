@@ -20,7 +20,7 @@ import pandas as pd
 
 from analysis.architecture import si_format
 from analysis.metrics import TaskMetric, task_metrics
-from analysis.objectives import ObjectiveLike, label_of, short_of
+from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
 from analysis.pareto import knee_point, pareto_front
 
 __all__ = ["PLOT_CAPTIONS", "ReportData", "RunSummary", "render_report", "report_data"]
@@ -33,7 +33,6 @@ PLOT_CAPTIONS: dict[str, str] = {
     "architectures": "What the front's architectures binarize, where their IB and KD points sit.",
     "importances": "Which search dimensions moved the objectives most (fANOVA importances).",
 }
-_COST_COLUMNS = ("ops", "flops", "bops", "params", "size_bits")
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,7 @@ def _front_lines(data: ReportData) -> list[str]:
         return ["No complete feasible trial yet: the front is empty."]
     header = ["trial", "preset", "arch id"]
     header += [f"{short_of(o)} {'↑' if o.direction == 'maximize' else '↓'}" for o in data.objectives]
-    costs = [c for c in _COST_COLUMNS if c in front.columns and c not in {o.column for o in data.objectives}]
+    costs = [c for c in COST_COLUMNS if c in front.columns and c not in {o.column for o in data.objectives}]
     header += [{"size_bits": "size (MB)", "flops": "FLOPs", "bops": "BOPs"}.get(c, c) for c in costs]
     header += [f"{m.task} {m.label} {m.arrow}" for m in data.metrics]
     header.append("export")
@@ -211,7 +210,7 @@ def _front_lines(data: ReportData) -> list[str]:
         cells.append(f"`{row.get('arch_id', '')}`")
         for objective in data.objectives:
             value = row[objective.column]
-            cells.append(si_format(float(value)) if objective.column in _COST_COLUMNS else _number(value, 4))
+            cells.append(si_format(float(value)) if objective.column in COST_COLUMNS else _number(value, 4))
         for column in costs:
             value = float(row[column])
             cells.append(_number(value / 8e6, 3) if column == "size_bits" else si_format(value))

@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nas.arch import IB, IB_POINTS, KD, KD_POINTS, STAGES, Architecture, Binarize, Binarizer
+from nas.study_tables import flat_architecture
+
 __all__ = ["FP_REFERENCE_METRICS", "synthetic_trials"]
 
 #: The FP teacher's metrics (NYUD-v2-like magnitudes) that Δm is measured against.
@@ -23,13 +26,13 @@ FP_REFERENCE_METRICS: dict[str, tuple[float, bool]] = {
     "metric.edges.odsf": (0.70, True),
 }
 
-_BIN = ["stage1", "stage2", "stage3", "stage4", "neck", "decoders", "distill", "heads"]
+_BIN = [*STAGES, "neck", "decoders", "distill", "heads"]
 # Share of the FP network's MACs in each binarizable module (the stem keeps the rest).
 _MAC_SHARE = np.array([0.10, 0.12, 0.13, 0.14, 0.12, 0.22, 0.07, 0.02])
 # Accuracy lost by binarizing each module, in Δm points.
 _LOSS = np.array([4.0, 2.5, 2.0, 2.0, 2.5, 4.0, 2.0, 6.0])
-_IB = ["backbone", "neck", "decoder", "distill"]
-_KD = ["backbone", "neck", "decoder", "distill", "output"]
+_IB = list(IB_POINTS)
+_KD = list(KD_POINTS)
 _FP_OPS = 1.6e10
 _FP_PARAMS = 2.4e7
 
@@ -67,24 +70,14 @@ def _row(number: int, binarized: set[str], ib: set[str], kd: set[str], width: fl
     for column, (reference, higher) in FP_REFERENCE_METRICS.items():
         change = (delta_m + rng.normal(0.0, 1.0)) / 100.0
         row[column] = reference * (1.0 + change) if higher else reference * (1.0 - change)
-    for name in _BIN:
-        row[f"arch.bin_{name}"] = name in binarized
-    for point in _IB:
-        row[f"arch.ib_{point}"] = point in ib
-    for point in _KD:
-        row[f"arch.kd_{point}"] = point in kd
-    row.update(
-        {
-            "arch.sharing": "separate",
-            "arch.distill": "pad",
-            "arch.estimator": "approx",
-            "arch.weight_scale": "channel",
-            "arch.react": True,
-            "arch.width": width,
-            "arch.ib_beta": 1e-3,
-            "arch.kd_weight": 1.0,
-        }
+    arch = Architecture(
+        binarize=Binarize(stages=tuple(s in binarized for s in STAGES), **{m: m in binarized for m in _BIN[4:]}),
+        binarizer=Binarizer(react=True),
+        ib=IB(points=tuple(ib), beta=1e-3),
+        kd=KD(points=tuple(kd), weight=1.0),
+        width=width,
     )
+    row.update(flat_architecture(arch.to_dict()))
     return row
 
 

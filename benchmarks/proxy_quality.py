@@ -58,7 +58,7 @@ from nas.train import Teacher, TrainingError, fit, load_data, set_threads  # noq
 from search_spaces import get_preset, get_space  # noqa: E402
 
 FIELDS = ["budget", "seed", "steps", "resolution", "train_images", "eval_images", "batch_size", "lr",
-          "arch", "name", "width", "binarized", "sharing", "ops", "semseg_miou", "depth_rmse",
+          "arch", "name", "width", "binarized", "decoder.sharing", "ops", "semseg_miou", "depth_rmse",
           "normals_mean", "edges_odsf", "delta_m", "seconds", "status", "cpu_seconds"]
 REFERENCE = "long"
 #: Δm (%) below which an architecture has blown up (depth RMSE several times the teacher's): such
@@ -224,7 +224,7 @@ def _row(budget: Budget, name: str, arch: Architecture, ops: float) -> dict:
     return {"budget": budget.name, "seed": budget.seed, "steps": f.steps, "resolution": f.resolution,
             "train_images": f.train_images, "eval_images": f.eval_images, "batch_size": f.batch_size, "lr": f.lr,
             "arch": arch.id, "name": name, "width": arch.width, "binarized": binarized(arch),
-            "sharing": arch.decoder.sharing, "ops": ops}
+            "decoder.sharing": arch.decoder.sharing, "ops": ops}
 
 
 def run_budget(budget: Budget, archs: dict[str, Architecture], ops: dict[str, float], out: Path, args,

@@ -33,6 +33,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,20 +44,26 @@ __all__ = [
     "Binarize",
     "Binarizer",
     "DISTILL_MODES",
-    "Decoder",
+    "DecoderSpec",
     "IB",
     "IB_POINTS",
     "KD",
     "KD_POINTS",
     "MAX_WIDTH",
     "SHARING_MODES",
+    "STAGES",
+    "check_dimension",
     "check_field",
+    "dimension_names",
+    "flatten",
     "estimators",
     "load_architecture",
     "points_in",
     "save_architecture",
 ]
 
+#: The backbone stages that can be binarized, one flag each (``binarize.stage1`` ...).
+STAGES: tuple[str, ...] = ("stage1", "stage2", "stage3", "stage4")
 #: Where a variational IB layer can sit (in forward order).
 IB_POINTS: tuple[str, ...] = ("backbone", "neck", "decoder", "distill")
 #: Where the FP teacher can guide the student; ``output`` distils the final predictions.
@@ -96,7 +103,7 @@ class Binarize:
         heads: the final 1×1 task predictors.
     """
 
-    stages: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    stages: tuple[bool, bool, bool, bool] = field(default=(False,) * 4, metadata={"flags": STAGES})
     neck: bool = False
     decoders: bool = False
     distill: bool = False
@@ -119,7 +126,7 @@ class Binarizer:
 class IB:
     """Variational information-bottleneck layers: where (a subset of :data:`IB_POINTS`) and β."""
 
-    points: tuple[str, ...] = ()
+    points: tuple[str, ...] = field(default=(), metadata={"subset": IB_POINTS})
     beta: float = 0.0
 
 
@@ -127,19 +134,19 @@ class IB:
 class KD:
     """Knowledge distillation from the FP teacher: where (a subset of :data:`KD_POINTS`) and weight."""
 
-    points: tuple[str, ...] = ()
+    points: tuple[str, ...] = field(default=(), metadata={"subset": KD_POINTS})
     weight: float = 0.0
 
 
 @dataclass(frozen=True)
-class Decoder:
+class DecoderSpec:
     """Decoder sharing (:data:`SHARING_MODES`) and cross-task distillation (:data:`DISTILL_MODES`)."""
 
     sharing: str = "separate"
     distill: str = "pad"
 
 
-_GROUPS: dict[str, type] = {"binarize": Binarize, "binarizer": Binarizer, "ib": IB, "kd": KD, "decoder": Decoder}
+_GROUPS: dict[str, type] = {"binarize": Binarize, "binarizer": Binarizer, "ib": IB, "kd": KD, "decoder": DecoderSpec}
 
 
 def points_in(kind: str, distill: str) -> tuple[str, ...]:
@@ -223,6 +230,84 @@ def _all_paths() -> list[str]:
     return paths + ["width"]
 
 
+# --------------------------------------------------------------------------------------- flat form
+@dataclass(frozen=True)
+class _FlatDimension:
+    """One flat dimension and the field it reads: the value itself, or one member of a tuple field.
+
+    ``kind`` is ``value`` (the field as is), ``flag`` (the position of ``member`` in ``members``
+    of a tuple of booleans, e.g. ``binarize.stage2``) or ``member`` (whether ``member`` is in a
+    subset of ``members``, e.g. ``ib.neck``).
+    """
+
+    name: str
+    path: str
+    kind: str
+    member: str = ""
+    members: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=None)
+def _flat_layout() -> tuple[_FlatDimension, ...]:
+    """The flat dimensions in dataclass order, derived from the fields and their metadata."""
+    layout = []
+    for group, cls in _GROUPS.items():
+        for f in fields(cls):
+            path = f"{group}.{f.name}"
+            if "flags" in f.metadata:
+                members = f.metadata["flags"]
+                layout += [_FlatDimension(f"{group}.{m}", path, "flag", m, members) for m in members]
+            elif "subset" in f.metadata:
+                members = f.metadata["subset"]
+                layout += [_FlatDimension(f"{group}.{m}", path, "member", m, members) for m in members]
+            else:
+                layout.append(_FlatDimension(path, path, "value"))
+    return tuple(layout) + tuple(_FlatDimension(f.name, f.name, "value") for f in fields(Architecture) if f.name not in _GROUPS)
+
+
+def dimension_names() -> tuple[str, ...]:
+    """Every flat dimension name (``binarize.stage1``, ``ib.neck``, ``decoder.sharing``, ``width``, ...).
+
+    The one naming scheme of the architecture outside its nested dictionary form: search-space
+    dimensions, Optuna parameters, YAML restrictions and the ``arch.<dimension>`` table columns.
+    """
+    return tuple(d.name for d in _flat_layout())
+
+
+def _flat_dimension(name: str) -> _FlatDimension:
+    for dim in _flat_layout():
+        if dim.name == name:
+            return dim
+    raise ConfigError(f"unknown dimension {name!r}; allowed: {list(dimension_names())}")
+
+
+def flatten(nested: Mapping[str, Any]) -> dict[str, Any]:
+    """The dictionary form (as :meth:`Architecture.to_dict` writes it) → ``{dimension: value}``.
+
+    Not validated, so that a stored architecture reads even where a plug-in it names (a sign
+    estimator) is not registered; :meth:`Architecture.to_flat` is the validated way.
+    """
+    flat: dict[str, Any] = {}
+    for dim in _flat_layout():
+        group, _, name = dim.path.partition(".")
+        value = nested[group][name] if name else nested[group]
+        if dim.kind == "flag":
+            value = bool(value[dim.members.index(dim.member)])
+        elif dim.kind == "member":
+            value = dim.member in value
+        flat[dim.name] = value
+    return flat
+
+
+def check_dimension(name: str, value: Any) -> Any:
+    """Validate one flat dimension's value (a flag is a boolean; a field via :func:`check_field`)."""
+    if _flat_dimension(name).kind == "value":
+        return check_field(name, value)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One Bi-MTDP variant (see the module docstring for the dictionary form)."""
@@ -231,7 +316,7 @@ class Architecture:
     binarizer: Binarizer = field(default_factory=Binarizer)
     ib: IB = field(default_factory=IB)
     kd: KD = field(default_factory=KD)
-    decoder: Decoder = field(default_factory=Decoder)
+    decoder: DecoderSpec = field(default_factory=DecoderSpec)
     width: float = 1.0
 
     def __post_init__(self) -> None:
@@ -298,6 +383,34 @@ class Architecture:
         if "width" in data:
             kwargs["width"] = data["width"]
         return cls(**kwargs)
+
+    def to_flat(self) -> dict[str, Any]:
+        """Every flat dimension's value (see :func:`dimension_names`), inactive ones included."""
+        return flatten(self.to_dict())
+
+    @classmethod
+    def from_flat(cls, params: Mapping[str, Any]) -> "Architecture":
+        """The inverse of :meth:`to_flat`; a missing dimension takes its default (a flag: off).
+
+        Raises:
+            ConfigError: an unknown dimension or a bad value, naming it.
+        """
+        nested: dict[str, Any] = {}
+        for key, value in params.items():
+            dim = _flat_dimension(key)
+            value = check_dimension(key, value)
+            group, _, name = dim.path.partition(".")
+            if not name:
+                nested[group] = value
+                continue
+            part = nested.setdefault(group, {})
+            if dim.kind == "value":
+                part[name] = value
+            elif dim.kind == "flag":
+                part.setdefault(name, [False] * len(dim.members))[dim.members.index(dim.member)] = value
+            elif value:
+                part.setdefault(name, []).append(dim.member)
+        return cls.from_dict(nested)
 
     def to_json(self) -> str:
         """The canonical JSON: sorted keys, no spaces (what :attr:`id` hashes)."""

@@ -3,7 +3,11 @@
 The trials table is the contract between the search and the analysis: one row per trial with
 ``number``, ``state``, the objective columns (``delta_m``, ``ops``, ...), the cost figures, the
 per-task metrics as ``metric.<task>.<name>``, the architecture as ``arch.<dimension>`` columns
-(booleans for binarized modules, IB points and KD points), ``feasible``, ``fail_reason`` and timing.
+named by the search space's dimensions (``arch.binarize.neck``, ``arch.ib.beta``, ``arch.width``:
+see :func:`nas.arch.dimension_names`), ``feasible``, ``fail_reason`` and timing.
+
+Tables written before the columns took the dimension names (``arch.bin_neck``, ``arch.sharing``)
+are read through :func:`migrate_columns`.
 """
 
 from __future__ import annotations
@@ -15,35 +19,47 @@ from typing import Any, Mapping, Sequence
 import optuna
 import pandas as pd
 
-from nas.arch import IB_POINTS, KD_POINTS
+from analysis.objectives import COST_COLUMNS
+from nas.arch import IB_POINTS, KD_POINTS, STAGES, flatten
+from nas.errors import ConfigError
 from nas.objectives import Objective
 from nas.results import atomic_write_json, atomic_write_text
 
-__all__ = ["flat_architecture", "front_frame", "trials_frame", "write_tables"]
+__all__ = ["ARCH_PREFIX", "flat_architecture", "front_frame", "migrate_columns", "trials_frame", "write_tables"]
 
-_COST_COLUMNS = ("delta_m", "ops", "flops", "bops", "params", "size_bits")
+#: Prefix of the architecture's columns: ``arch.`` + a dimension name.
+ARCH_PREFIX = "arch."
+_VALUE_COLUMNS = ("delta_m", *COST_COLUMNS)
+
+#: The columns of the first table layout, by their dimension-named successors.
+_LEGACY_COLUMNS: dict[str, str] = {
+    **{f"arch.bin_{m}": f"arch.binarize.{m}" for m in (*STAGES, "neck", "decoders", "distill", "heads")},
+    **{f"arch.ib_{p}": f"arch.ib.{p}" for p in (*IB_POINTS, "beta")},
+    **{f"arch.kd_{p}": f"arch.kd.{p}" for p in (*KD_POINTS, "weight")},
+    "arch.sharing": "arch.decoder.sharing",
+    "arch.distill": "arch.decoder.distill",
+    "arch.estimator": "arch.binarizer.activation",
+    "arch.weight_scale": "arch.binarizer.weight_scale",
+    "arch.react": "arch.binarizer.react",
+}
 
 
 def flat_architecture(arch: Mapping[str, Any]) -> dict[str, Any]:
     """The architecture's dictionary form as flat ``arch.<dimension>`` columns."""
-    binarize, binarizer = arch["binarize"], arch["binarizer"]
-    row: dict[str, Any] = {f"arch.bin_stage{i + 1}": bool(v) for i, v in enumerate(binarize["stages"])}
-    row.update({f"arch.bin_{m}": bool(binarize[m]) for m in ("neck", "decoders", "distill", "heads")})
-    row.update({f"arch.ib_{p}": p in arch["ib"]["points"] for p in IB_POINTS})
-    row.update({f"arch.kd_{p}": p in arch["kd"]["points"] for p in KD_POINTS})
-    row.update(
-        {
-            "arch.sharing": arch["decoder"]["sharing"],
-            "arch.distill": arch["decoder"]["distill"],
-            "arch.estimator": binarizer["activation"],
-            "arch.weight_scale": binarizer["weight_scale"],
-            "arch.react": bool(binarizer["react"]),
-            "arch.width": float(arch["width"]),
-            "arch.ib_beta": float(arch["ib"]["beta"]),
-            "arch.kd_weight": float(arch["kd"]["weight"]),
-        }
-    )
-    return row
+    return {ARCH_PREFIX + name: value for name, value in flatten(arch).items()}
+
+
+def migrate_columns(frame: pd.DataFrame, *, source: str = "table") -> pd.DataFrame:
+    """``frame`` with the first layout's architecture columns renamed to dimension names.
+
+    Raises:
+        ConfigError: the table holds a column under both names (it is neither layout).
+    """
+    old = [c for c in frame.columns if c in _LEGACY_COLUMNS]
+    both = [c for c in old if _LEGACY_COLUMNS[c] in frame.columns]
+    if both:
+        raise ConfigError(f"{source}: column {both[0]!r} appears under its new name {_LEGACY_COLUMNS[both[0]]!r} too")
+    return frame.rename(columns=_LEGACY_COLUMNS) if old else frame
 
 
 def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -63,7 +79,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else "",
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else "",
     }
-    for column in _COST_COLUMNS:
+    for column in _VALUE_COLUMNS:
         row[column] = attrs.get(column, float("nan"))
     if trial.state != optuna.trial.TrialState.COMPLETE:
         row["delta_m"] = float("nan")  # only finished training gives an accuracy
@@ -81,7 +97,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = pd.DataFrame(columns=["number", "state", *_COST_COLUMNS, "feasible", "arch_id", "preset"])
+        frame = pd.DataFrame(columns=["number", "state", *_VALUE_COLUMNS, "feasible", "arch_id", "preset"])
     return frame.sort_values("number").reset_index(drop=True)
 
 
@@ -109,7 +125,7 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
                 "arch_id": row["arch_id"],
                 "preset": row["preset"],
                 "objectives": {o.name: row[o.column] for o in objectives},
-                "cost": {c: row[c] for c in _COST_COLUMNS if c in row},
+                "cost": {c: row[c] for c in _VALUE_COLUMNS if c in row},
                 "metrics": trial.user_attrs.get("metrics", {}),
                 "arch": trial.user_attrs.get("arch"),
                 "export": f"exports/{row['arch_id']}",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from nas.arch import IB_POINTS, KD_POINTS, Architecture, check_field
+from nas.arch import Architecture, check_dimension
 from nas.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,25 +32,6 @@ __all__ = ["Dimension", "SearchSpace"]
 
 #: A condition: active when ANY ``(param, values)`` pair holds (the param active and its value in values).
 Condition = tuple[tuple[str, tuple[Any, ...]], ...]
-
-_STAGES = tuple(f"binarize.stage{i}" for i in range(1, 5))
-_FLAG_GROUPS = {"ib": IB_POINTS, "kd": KD_POINTS}
-
-
-def _is_flag(name: str) -> bool:
-    """A per-member boolean dimension (a backbone stage or one IB/KD point)."""
-    group, _, member = name.partition(".")
-    return name in _STAGES or member in _FLAG_GROUPS.get(group, ())
-
-
-def check_param(name: str, value: Any) -> Any:
-    """Validate one dimension value against the genotype's domain (via :func:`nas.arch.check_field`)."""
-    if _is_flag(name):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    return check_field(name, value)
-
 
 @dataclass(frozen=True)
 class Dimension:
@@ -69,7 +50,7 @@ class Dimension:
     def __post_init__(self) -> None:
         if not self.choices:
             raise ConfigError(f"{self.name}: a dimension needs at least one choice")
-        choices = tuple(check_param(self.name, c) for c in self.choices)
+        choices = tuple(check_dimension(self.name, c) for c in self.choices)
         if len(set(choices)) != len(choices):
             raise ConfigError(f"{self.name}: choices repeat: {list(choices)}")
         object.__setattr__(self, "choices", choices)
@@ -139,11 +120,11 @@ class SearchSpace:
             if not _member(value, dim.choices):
                 raise ConfigError(f"{dim.name}: {value!r} is not in space {self.name!r}; allowed: {list(dim.choices)}")
             active[dim.name] = value
-        return Architecture.from_dict(_to_arch_dict(active))
+        return Architecture.from_flat(active)
 
     def params_of(self, arch: Architecture) -> dict[str, Any]:
         """Architecture → the flat parameters of its active dimensions (values need not be in the choices)."""
-        flat = _from_arch(arch)
+        flat = arch.to_flat()
         params: dict[str, Any] = {}
         for dim in self.dimensions:
             if dim.active(params):
@@ -167,9 +148,9 @@ class SearchSpace:
                 )
         decoded = self.decode(params)
         if decoded != arch:  # a field no dimension sets differs from its default
-            diff = next(p for p, v in _from_arch(arch).items() if _from_arch(decoded)[p] != v)
-            raise ConfigError(f"{diff}: space {self.name!r} has no dimension for this field; it is always "
-                              f"{_from_arch(decoded)[diff]!r}")
+            fixed = decoded.to_flat()
+            diff = next(p for p, v in arch.to_flat().items() if fixed[p] != v)
+            raise ConfigError(f"{diff}: space {self.name!r} has no dimension for this field; it is always {fixed[diff]!r}")
         return arch
 
     def __contains__(self, arch: object) -> bool:
@@ -316,43 +297,3 @@ def _member(value: Any, choices: tuple[Any, ...]) -> bool:
         not isinstance(value, bool) and isinstance(value, (int, float))
         and any(not isinstance(c, bool) and isinstance(c, (int, float)) and float(value) == c for c in choices)
     )
-
-
-def _from_arch(arch: Architecture) -> dict[str, Any]:
-    """Every parameter of the full space, read from an architecture."""
-    data = arch.to_dict()
-    flat: dict[str, Any] = {}
-    for group, values in data.items():
-        if not isinstance(values, dict):
-            flat[group] = values
-            continue
-        for key, value in values.items():
-            if (group, key) == ("binarize", "stages"):
-                flat.update({name: bool(v) for name, v in zip(_STAGES, value)})
-            elif group in _FLAG_GROUPS and key == "points":
-                flat.update({f"{group}.{p}": p in value for p in _FLAG_GROUPS[group]})
-            else:
-                flat[f"{group}.{key}"] = value
-    return flat
-
-
-def _to_arch_dict(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Active flat parameters → the nested dictionary form (absent fields take their defaults)."""
-    data: dict[str, Any] = {}
-    stages = [False] * 4
-    points: dict[str, list[str]] = {"ib": [], "kd": []}
-    for name, value in params.items():
-        group, _, key = name.partition(".")
-        if name in _STAGES:
-            stages[_STAGES.index(name)] = value
-        elif _is_flag(name):
-            if value:
-                points[group].append(key)
-        elif key:
-            data.setdefault(group, {})[key] = value
-        else:
-            data[name] = value
-    data.setdefault("binarize", {})["stages"] = stages
-    for group, chosen in points.items():
-        data.setdefault(group, {})["points"] = chosen
-    return data

@@ -1,8 +1,13 @@
 """``bimtdp``: the full Bi-MTDP search space (every dimension of the genotype).
 
-Order matters: a dimension's condition may only read earlier ones. The categorical domains come
-from :mod:`nas.arch` (and the estimator / weight-scale registries of :mod:`nas.binary`); only the
-numeric grids (width, β, KD weight) are chosen here.
+Order matters: a dimension's condition may only read earlier ones. The dimension names and the
+categorical domains come from :mod:`nas.arch` (and the weight-scale list of :mod:`nas.binary`);
+the numeric grids (width, β, KD weight) and the sign estimators are chosen here.
+
+The estimators are a fixed list, not the registry: a study stores its space's content and refuses
+to resume under another one, so registering a new estimator must not change what ``bimtdp`` is.
+A registered estimator is searched through a restriction file, e.g.
+``{base: bimtdp, choices: {binarizer.activation: [approx, my-estimator]}}``.
 
 Widths stop at 0.75: at batch 32 and 64×64 on two CPU cores a training step takes ≈0.05 s at width
 0.25, ≈0.10 s at 0.5, ≈0.20 s at 0.75 and ≈0.28 s at 1.0, and a proxy trial has about half a
@@ -11,11 +16,14 @@ minute for 150 steps. Width 1.0 remains a valid genotype for full retraining.
 
 from __future__ import annotations
 
-from nas.arch import DISTILL_MODES, IB_POINTS, KD_POINTS, SHARING_MODES, estimators
+from nas.arch import DISTILL_MODES, IB_POINTS, KD_POINTS, SHARING_MODES, dimension_names
 from nas.binary import WEIGHT_SCALES
 from search_spaces._space import Dimension, SearchSpace
 
-__all__ = ["BIMTDP", "WIDTHS", "BETAS", "KD_WEIGHTS"]
+__all__ = ["BIMTDP", "ESTIMATORS", "WIDTHS", "BETAS", "KD_WEIGHTS"]
+
+#: The sign estimators searched (fixed: see the module docstring).
+ESTIMATORS: tuple[str, ...] = ("ste", "approx")
 
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 #: β for the per-element-averaged KL (see nas.blocks.IBLayer).
@@ -24,9 +32,7 @@ KD_WEIGHTS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 _BOOL = (False, True)
 _PAD = (("decoder.distill", ("pad",)),)
-_BINARY_MODULES = tuple(f"binarize.stage{i}" for i in range(1, 5)) + (
-    "binarize.neck", "binarize.decoders", "binarize.distill", "binarize.heads",
-)
+_BINARY_MODULES = tuple(name for name in dimension_names() if name.startswith("binarize."))
 
 
 def _points(group: str, points: tuple[str, ...], strength: str, grid: tuple[float, ...]) -> list[Dimension]:
@@ -44,7 +50,7 @@ def _dimensions() -> tuple[Dimension, ...]:
     dims += [Dimension(name, _BOOL, _PAD if name == "binarize.distill" else ()) for name in _BINARY_MODULES]
     anything_binary = tuple((name, (True,)) for name in _BINARY_MODULES)
     dims += [
-        Dimension("binarizer.activation", estimators(), anything_binary),
+        Dimension("binarizer.activation", ESTIMATORS, anything_binary),
         Dimension("binarizer.weight_scale", tuple(WEIGHT_SCALES), anything_binary),
         Dimension("binarizer.react", _BOOL, anything_binary),
     ]

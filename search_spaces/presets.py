@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from nas.arch import IB, KD, Architecture, Binarize, Binarizer, Decoder
+from nas.arch import IB, KD, Architecture, Binarize, Binarizer, DecoderSpec
 from nas.errors import ConfigError
 
 __all__ = ["PRESETS", "get_preset", "preset", "preset_doc"]
@@ -70,7 +70,7 @@ def mtdp_fp() -> Architecture:
 
     Reading: PAD-Net on a ResNet-18 backbone (the paper's FP MTDP), nothing binarized, no IB, no KD.
     """
-    return Architecture(decoder=Decoder(sharing="separate", distill="pad"), width=WIDTH)
+    return Architecture(decoder=DecoderSpec(sharing="separate", distill="pad"), width=WIDTH)
 
 
 @preset("bi-mtdp-f")
@@ -89,7 +89,7 @@ def bi_mtdp_f() -> Architecture:
         binarizer=_BIREAL,
         ib=_IB,
         kd=_FEATURE_KD,
-        decoder=Decoder(sharing="separate", distill="pad"),
+        decoder=DecoderSpec(sharing="separate", distill="pad"),
         width=WIDTH,
     )
 
@@ -109,7 +109,7 @@ def bi_mtdp_c() -> Architecture:
         binarizer=_BIREAL,
         ib=_IB,
         kd=_FEATURE_KD,
-        decoder=Decoder(sharing="separate", distill="pad"),
+        decoder=DecoderSpec(sharing="separate", distill="pad"),
         width=WIDTH,
     )
 
@@ -124,6 +124,6 @@ def bi_mtdp_naive() -> Architecture:
     return Architecture(
         binarize=Binarize(stages=_ALL_STAGES, neck=True, decoders=True, distill=True, heads=True),
         binarizer=_BIREAL,
-        decoder=Decoder(sharing="separate", distill="pad"),
+        decoder=DecoderSpec(sharing="separate", distill="pad"),
         width=WIDTH,
     )

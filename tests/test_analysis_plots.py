@@ -135,13 +135,13 @@ def test_architecture_grid(tmp_path: Path, front: pd.DataFrame) -> None:
     assert grid.on[naive, : len(names["binarized modules"])].all()
 
 
-def test_architecture_grid_finds_renamed_columns() -> None:
+def test_architecture_grid_groups_switches_by_dimension_group() -> None:
     frame = pd.DataFrame(
-        {"arch_id": ["a", "b"], "ops": [2.0, 1.0], "arch.binarize.neck": [True, False], "arch.kd_output": ["True", "False"],
+        {"arch_id": ["a", "b"], "ops": [2.0, 1.0], "arch.binarize.neck": [True, False], "arch.kd.output": ["True", "False"],
          "arch.width": [0.5, 1.0]}
     )
     grid = architecture_grid(frame)
-    assert grid.groups == [("binarized modules", [("neck", "arch.binarize.neck")]), ("KD points", [("output", "arch.kd_output")])]
+    assert grid.groups == [("binarized modules", [("neck", "arch.binarize.neck")]), ("KD points", [("output", "arch.kd.output")])]
     assert grid.on.tolist() == [[False, False], [True, True]]  # sorted by ops: b first
     assert grid.settings == ["width=1", "width=0.5"]
 

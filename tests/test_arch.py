@@ -17,7 +17,7 @@ from nas.arch import (
     Architecture,
     Binarize,
     Binarizer,
-    Decoder,
+    DecoderSpec,
     load_architecture,
     save_architecture,
 )
@@ -55,7 +55,7 @@ def test_fields_without_effect_are_canonicalised() -> None:
     fp = Architecture(binarizer=Binarizer(activation="ste", weight_scale="none", react=True),
                       ib=IB(points=(), beta=0.5), kd=KD(points=(), weight=3.0))
     assert fp == Architecture() and fp.id == Architecture().id
-    no_pad = Architecture(binarize=Binarize(distill=True, heads=True), decoder=Decoder(distill="none"))
+    no_pad = Architecture(binarize=Binarize(distill=True, heads=True), decoder=DecoderSpec(distill="none"))
     assert no_pad.binarize.distill is False and no_pad.binarize.heads is True
     ordered = Architecture(ib=IB(points=("neck", "backbone"), beta=1e-3))
     assert ordered.ib.points == ("backbone", "neck")  # canonical order, same id whatever the order
@@ -64,7 +64,7 @@ def test_fields_without_effect_are_canonicalised() -> None:
 
 def test_missing_fields_take_defaults_and_with_changes() -> None:
     arch = Architecture.from_dict({"decoder": {"sharing": "shared"}})
-    assert arch.decoder == Decoder(sharing="shared", distill="pad") and arch.width == 1.0
+    assert arch.decoder == DecoderSpec(sharing="shared", distill="pad") and arch.width == 1.0
     changed = arch.with_changes(**{"decoder.sharing": "grouped", "width": 0.5})
     assert changed.decoder.sharing == "grouped" and changed.width == 0.5
     assert changed.binarized("stage1") is False
@@ -109,7 +109,7 @@ def test_validation_names_the_field_and_what_is_allowed(data: dict, words: list[
 
 def test_python_construction_is_validated_too() -> None:
     with pytest.raises(ConfigError, match="decoder.sharing"):
-        Architecture(decoder=Decoder(sharing="tree"))
+        Architecture(decoder=DecoderSpec(sharing="tree"))
     with pytest.raises(ConfigError, match="ib: expected a IB"):
         Architecture(ib={"points": []})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="architecture: expected a mapping"):
@@ -132,3 +132,20 @@ def test_file_errors_are_one_line_config_errors(tmp_path: Path) -> None:
     (tmp_path / "field.yaml").write_text("decoder: {sharing: tree}\n")
     with pytest.raises(ConfigError, match=r"field.yaml: decoder.sharing: expected one of"):
         load_architecture(tmp_path / "field.yaml")
+
+
+def test_flat_form_round_trips_and_names_the_space_dimensions() -> None:
+    """One flat form, derived from the dataclass: every preset round-trips, and a flag dimension
+    (``binarize.stage2``, ``kd.output``) reads one member of a tuple field."""
+    from nas.arch import dimension_names, flatten
+
+    for name, arch in PRESETS.items():
+        flat = arch.to_flat()
+        assert list(flat) == list(dimension_names()), name
+        assert Architecture.from_flat(flat) == arch and flatten(arch.to_dict()) == flat, name
+    arch = Architecture.from_flat({"binarize.stage2": True, "kd.output": True, "kd.weight": 2.0, "width": 0.5})
+    assert arch.binarize.stages == (False, True, False, False) and arch.kd == KD(points=("output",), weight=2.0)
+    with pytest.raises(ConfigError, match="unknown dimension 'binarize.stage5'"):
+        Architecture.from_flat({"binarize.stage5": True})
+    with pytest.raises(ConfigError, match="ib.neck: expected true or false"):
+        Architecture.from_flat({"ib.neck": "yes"})

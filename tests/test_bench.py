@@ -97,7 +97,7 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
     for step in range(1, 8):  # Δm after each eighth of the 8 steps; the last one is delta_m itself
         assert complete[rung_column(step)].map(math.isfinite).all()
     assert rung_column(8) not in first.columns
-    assert {"metric.semseg.miou", "arch.bin_decoders", "arch_json", "ops", "space", "fidelity"} <= set(first.columns)
+    assert {"metric.semseg.miou", "arch.binarize.decoders", "arch_json", "ops", "space", "fidelity"} <= set(first.columns)
 
     again = tabulate(Search(config, log=lambda line: None), evaluator_factory=eight_steps())  # retries the failure
     study = Search(config, log=lambda line: None).open()
@@ -178,6 +178,28 @@ def test_failed_rows_are_not_answers_and_bad_tables_are_refused(tmp_path) -> Non
     assert len(load_table(path)) == len(table)
     with pytest.raises(ConfigError, match=".csv or .parquet"):
         write_table(table, tmp_path / "t.txt")
+
+
+def test_a_table_of_the_first_layout_is_read_with_dimension_named_columns(tmp_path, capsys) -> None:
+    """Tables written before the columns took the space's dimension names (``arch.bin_neck``,
+    ``arch.sharing``) are migrated on reading; one holding both names is refused in one line."""
+    from pathlib import Path
+
+    committed = Path(__file__).parents[1] / "benchmarks" / "tables" / "mini-quick.csv"
+    new = load_table(committed)
+    columns = [c for c in new.table.columns if c.startswith("arch.")]
+    assert "arch.binarize.neck" in columns and "arch.decoder.sharing" in columns and "arch.ib.beta" in columns
+    old_names = {"arch.binarize.neck": "arch.bin_neck", "arch.decoder.sharing": "arch.sharing",
+                 "arch.binarizer.activation": "arch.estimator", "arch.ib.beta": "arch.ib_beta", "arch.kd.output": "arch.kd_output"}
+    old = new.table.rename(columns=old_names)
+    old.to_csv(tmp_path / "old.csv", index=False)
+    migrated = load_table(tmp_path / "old.csv")
+    assert list(migrated.table.columns) == list(new.table.columns)
+    assert migrated.table["arch.decoder.sharing"].tolist() == new.table["arch.decoder.sharing"].tolist()
+    old.assign(**{"arch.binarize.neck": True}).to_csv(tmp_path / "both.csv", index=False)
+    assert main(["bench", "compare", "--table", str(tmp_path / "both.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'arch.bin_neck' appears under its new name 'arch.binarize.neck'" in err
 
 
 def test_replay_hv_is_the_hv_of_every_architecture_seen() -> None:

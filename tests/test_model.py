@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas.arch import IB, KD, Architecture, Binarize, Binarizer, Decoder
+from nas.arch import IB, KD, Architecture, Binarize, Binarizer, DecoderSpec
 from nas.binary import BinaryConv2d, RPReLU, RSign
 from nas.blocks import IBLayer, PADistillation
 from nas.cost import count
@@ -101,11 +101,11 @@ def test_feature_points_line_up_between_student_and_teacher() -> None:
         assert s[key].shape[0] == t[key].shape[0] and s[key].shape[2:] == t[key].shape[2:], key
     assert s["neck"].shape[1] * 2 == t["neck"].shape[1]  # only channels differ (a 1×1 adapter's job)
     with pytest.raises(ValueError, match="feature point 'distill' does not exist"):
-        build(Architecture(decoder=Decoder(distill="none"), width=SMALL), SYNTH)(x, return_aux=True, feature_points=("distill",))
+        build(Architecture(decoder=DecoderSpec(distill="none"), width=SMALL), SYNTH)(x, return_aux=True, feature_points=("distill",))
 
 
 def test_no_distillation_means_no_initial_predictions() -> None:
-    model = build(Architecture(decoder=Decoder(distill="none"), width=SMALL), SYNTH)
+    model = build(Architecture(decoder=DecoderSpec(distill="none"), width=SMALL), SYNTH)
     assert not any(isinstance(m, PADistillation) for m in model.modules())
     out = model(torch.randn(2, 3, 32, 32), return_aux=True)
     assert out.initial == {} and out.kl == {} and float(out.kl_total) == 0.0
@@ -117,7 +117,7 @@ def test_no_distillation_means_no_initial_predictions() -> None:
     ("grouped", SYNTH[1:], 1),  # geometric tasks only: one group, one decoder
 ])
 def test_sharing_modes_make_the_expected_number_of_decoders(sharing: str, tasks: tuple, expected: int) -> None:
-    model = build(Architecture(decoder=Decoder(sharing=sharing), width=SMALL), tasks)
+    model = build(Architecture(decoder=DecoderSpec(sharing=sharing), width=SMALL), tasks)
     assert len(model.decoders) == expected
     assert set(model.task_decoder) == {t.name for t in tasks}
 
@@ -125,7 +125,7 @@ def test_sharing_modes_make_the_expected_number_of_decoders(sharing: str, tasks:
 @pytest.mark.parametrize("point", ["backbone", "neck", "decoder", "distill"])
 @pytest.mark.parametrize("sharing", ["separate", "grouped"])
 def test_ib_layers_sit_where_placed(point: str, sharing: str) -> None:
-    model = build(Architecture(ib=IB(points=(point,), beta=1e-3), decoder=Decoder(sharing=sharing), width=SMALL), SYNTH)
+    model = build(Architecture(ib=IB(points=(point,), beta=1e-3), decoder=DecoderSpec(sharing=sharing), width=SMALL), SYNTH)
     layers = [name for name, m in model.named_modules() if isinstance(m, IBLayer)]
     expected = {"backbone": 1, "neck": 1, "decoder": len(model.decoders), "distill": len(SYNTH)}[point]
     assert len(layers) == expected and all(name.startswith(f"ib_{point}") for name in layers)

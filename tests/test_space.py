@@ -158,7 +158,7 @@ def test_dimension_definitions_are_checked() -> None:
         Dimension("decoder.sharing", ("tree",))
     with pytest.raises(ConfigError, match="ib.neck: expected true or false"):
         Dimension("ib.neck", ("yes",))
-    with pytest.raises(ConfigError, match="unknown field 'colour'"):
+    with pytest.raises(ConfigError, match="unknown dimension 'colour'"):
         Dimension("colour", ("red",))
     with pytest.raises(ConfigError, match="must be an earlier dimension"):
         SearchSpace("bad", (Dimension("ib.beta", (1e-3,), (("ib.neck", (True,)),)), Dimension("ib.neck", (False, True))))
@@ -225,14 +225,17 @@ def test_unknown_space_and_missing_file() -> None:
 
 
 def test_one_copy_of_each_domain() -> None:
-    """The full space offers every value the genotype knows for its categorical fields."""
-    from nas.arch import DISTILL_MODES, SHARING_MODES, estimators
+    """The full space has one dimension per flat genotype field, named as the genotype names it, and
+    offers every value the genotype knows for its categorical fields (the estimators: a fixed list)."""
+    from nas.arch import DISTILL_MODES, SHARING_MODES, dimension_names, estimators
     from nas.binary import WEIGHT_SCALES
+    from search_spaces.bimtdp import ESTIMATORS
 
     full = get_space("bimtdp")
+    assert sorted(full.names) == sorted(dimension_names())
     assert full["decoder.sharing"].choices == SHARING_MODES
     assert full["decoder.distill"].choices == DISTILL_MODES
-    assert full["binarizer.activation"].choices == estimators()
+    assert full["binarizer.activation"].choices == ESTIMATORS and set(ESTIMATORS) <= set(estimators())
     assert full["binarizer.weight_scale"].choices == tuple(WEIGHT_SCALES)
     flags = [n for n in full.names if n.startswith(("ib.", "kd.")) and n not in ("ib.beta", "kd.weight")]
     assert all(full[n].choices == (False, True) for n in flags)

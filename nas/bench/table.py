@@ -117,7 +117,10 @@ class TabularBenchmark:
 
 
 def load_table(path: str | Path, *, objectives: Sequence[str] = ("delta_m", "ops")) -> TabularBenchmark:
-    """Read a table written by ``bimtdp bench tabulate`` (CSV or Parquet); ConfigError if it is not one."""
+    """Read a table written by ``bimtdp bench tabulate`` (CSV or Parquet); ConfigError if it is not one.
+
+    A table of the first layout (``arch.bin_neck`` columns) is read with its columns renamed.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"table {str(path)!r} does not exist")
@@ -125,4 +128,6 @@ def load_table(path: str | Path, *, objectives: Sequence[str] = ("delta_m", "ops
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (ValueError, ImportError, OSError, pd.errors.ParserError) as error:
         raise ConfigError(f"{path}: cannot read the table ({str(error).splitlines()[0]})") from None
-    return TabularBenchmark(frame, parse_objectives(list(objectives)), source=str(path))
+    from nas.study_tables import migrate_columns
+
+    return TabularBenchmark(migrate_columns(frame, source=str(path)), parse_objectives(list(objectives)), source=str(path))
