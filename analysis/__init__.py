@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.architecture import ArchitectureGrid, architecture_grid
 from analysis.hypervolume import DECLARED_REFERENCE, default_reference, hypervolume, hypervolume_history
 from analysis.importance import compute_importances, importance_table
-from analysis.metrics import TaskMetric, task_metrics
+from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import DEFAULT_OBJECTIVES, Objective, ObjectiveLike
 from analysis.pareto import evaluated_trials, knee_point, non_dominated_sort, pareto_front, pareto_mask
 from analysis.tradeoff import TradeoffData, tradeoff_data

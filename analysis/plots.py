@@ -34,7 +34,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatt
 from analysis.architecture import ArchitectureGrid, architecture_grid, si_format
 from analysis.hypervolume import default_reference, hypervolume_history
 from analysis.importance import MIN_TRIALS_FOR_IMPORTANCE, compute_importances, importance_table
-from analysis.metrics import TaskMetric, task_metrics
+from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import Objective, ObjectiveLike, cost_index, is_log, label_of, objective_values, short_of
 from analysis.pareto import pareto_front
 from analysis.tradeoff import TradeoffData, tradeoff_data

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.architecture import si_format
-from analysis.metrics import TaskMetric, task_metrics
+from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
 from analysis.pareto import knee_point, pareto_front
 

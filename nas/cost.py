@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from nas.binary import BinaryConv2d, BinaryLinear
+from nas.binary import ESTIMATORS, BinaryConv2d, BinaryLinear
 
 __all__ = ["BINARY_MODULES", "CostReport", "ModuleCost", "count"]
 
@@ -195,7 +195,7 @@ def count(model: nn.Module, inputs: Tensor | Sequence[Tensor]) -> CostReport:
         analysis.set_op_handle(**{f"aten::{op}": _elementwise for op in _ELEMENTWISE_OPERATORS})
         analysis.set_op_handle(**{f"aten::{op}": None for op in _FREE_OPERATORS})
         analysis.set_op_handle(
-            **{f"prim::PythonOp.{fn}": _elementwise for fn in ("SignSTE", "SignApprox")},
+            **{f"prim::PythonOp.{estimator.__name__}": _elementwise for estimator in ESTIMATORS.values()},
             **{"prim::PythonOp._BinarizeWeight": _weight_only},
         )
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")

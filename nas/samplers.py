@@ -1,48 +1,74 @@
 """Optuna samplers by name, each built with the study's seed.
 
+Adding a sampler is one factory given to :func:`register_sampler`; the contract tests in
+tests/test_registries.py run every registered sampler through a smoke search. Optuna is imported
+inside the factories, so listing the names (``bimtdp search --help``) does not load it.
+
 Constraints (an OPs budget) are not given to the samplers here: the objective records them with
 ``trial.set_constraint`` (Optuna 5), and every constraint-aware sampler reads them from the trial.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
-import optuna
+from typing import TYPE_CHECKING, Callable
 
 from nas.errors import ConfigError
 
-__all__ = ["SAMPLERS", "make_sampler"]
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+__all__ = ["SAMPLERS", "make_sampler", "register_sampler"]
+
+SamplerFactory = Callable[[int], "optuna.samplers.BaseSampler"]
+
+#: name -> factory(seed) (add one with :func:`register_sampler`).
+SAMPLERS: dict[str, SamplerFactory] = {}
 
 
-def _tpe(seed: int) -> optuna.samplers.BaseSampler:
+def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
+    """Decorator adding a sampler factory ``factory(seed) -> BaseSampler`` to :data:`SAMPLERS`."""
+
+    def add(factory: SamplerFactory) -> SamplerFactory:
+        if name in SAMPLERS:
+            raise ValueError(f"sampler {name!r} is already registered")
+        SAMPLERS[name] = factory
+        return factory
+
+    return add
+
+
+@register_sampler("tpe")
+def _tpe(seed: int) -> "optuna.samplers.BaseSampler":
+    import optuna
+
     # multivariate + group: the space is conditional, so joint densities over co-occurring
     # parameters beat independent ones.
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
 
 
-def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
+@register_sampler("nsga2")
+def _nsga2(seed: int) -> "optuna.samplers.BaseSampler":
+    import optuna
+
     return optuna.samplers.NSGAIISampler(seed=seed)
 
 
-def _gp(seed: int) -> optuna.samplers.BaseSampler:
+@register_sampler("gp")
+def _gp(seed: int) -> "optuna.samplers.BaseSampler":
+    import optuna
+
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
 
 
-def _random(seed: int) -> optuna.samplers.BaseSampler:
+@register_sampler("random")
+def _random(seed: int) -> "optuna.samplers.BaseSampler":
+    import optuna
+
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-#: name -> factory(seed).
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "tpe": _tpe,
-    "nsga2": _nsga2,
-    "gp": _gp,
-    "random": _random,
-}
-
-
-def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, *, seed: int) -> "optuna.samplers.BaseSampler":
+    """The sampler called ``name``, seeded; an unknown name is a ConfigError listing the known ones."""
     try:
         factory = SAMPLERS[name]
     except KeyError:

@@ -23,7 +23,7 @@ import yaml
 
 from nas.early_stopping import parse_early_stopping
 from nas.errors import ConfigError
-from nas.objectives import Objective, parse_objectives
+from nas.study_objectives import Objective, parse_objectives
 from nas.results import atomic_write_text, study_dir
 from nas.samplers import SAMPLERS, make_sampler
 from nas.storage import WORKER_ATTR, fail_dead_local_trials, open_storage, this_worker
@@ -98,8 +98,7 @@ class SearchConfig:
 
         study_dir(self.study, self.results_dir)  # validates the name
         load_space(self.space)
-        dataset_meta(self.dataset)
-        if self.dataset != "synth" and not self.data_root:
+        if not dataset_meta(self.dataset).generated and not self.data_root:
             raise ConfigError(f"dataset {self.dataset!r} needs --data-root (the folder holding its files)")
         if self.data_root and not Path(self.data_root).is_dir():
             raise ConfigError(f"data root {self.data_root!r} is not a folder")

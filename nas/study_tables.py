@@ -22,7 +22,7 @@ import pandas as pd
 from analysis.objectives import COST_COLUMNS
 from nas.arch import IB_POINTS, KD_POINTS, STAGES, flatten
 from nas.errors import ConfigError
-from nas.objectives import Objective
+from nas.study_objectives import Objective
 from nas.results import atomic_write_json, atomic_write_text
 
 __all__ = ["ARCH_PREFIX", "flat_architecture", "front_frame", "migrate_columns", "trials_frame", "write_tables"]

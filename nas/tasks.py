@@ -1,8 +1,9 @@
 """Dense prediction tasks: what a head predicts, how it is trained and how it is scored.
 
 :class:`TaskSpec` is the model builder's view (name, head channels, decoder group). :class:`Task`
-adds the loss, the metric accumulator and the primary metric with its direction, registered by
-name in :data:`TASKS`; :func:`delta_m` scores a model against a reference from that table.
+adds the loss, the metric accumulator (whose metrics carry their labels and directions), the
+primary metric, output distillation and preview rendering, registered by name in :data:`TASKS`;
+:func:`delta_m` scores a model against a reference from that table.
 
 Predictions are raw head outputs: segmentation and parts logits [B, C, H, W]; depth [B, 1, H, W];
 normals [B, 3, H, W] (normalised inside the loss and metric); edges and saliency logits
@@ -12,13 +13,15 @@ normals [B, 3, H, W] (normalised inside the loss and metric); edges and saliency
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import ClassVar, Iterable, Mapping
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from nas.errors import ConfigError
-from nas.metrics import (
+from nas.meters import (
     ConfusionMeter,
     DepthMeter,
     EdgeMeter,
@@ -30,7 +33,7 @@ from nas.metrics import (
     normals_valid,
 )
 
-__all__ = ["TASKS", "TASK_GROUPS", "Task", "TaskSpec", "delta_m", "get_task"]
+__all__ = ["TASKS", "TASK_GROUPS", "Task", "TaskSpec", "delta_m", "get_task", "register_task"]
 
 #: Decoder groups for ``grouped`` decoder sharing: semantic tasks vs geometric tasks.
 TASK_GROUPS: tuple[str, ...] = ("semantic", "geometric")
@@ -58,29 +61,51 @@ class TaskSpec:
 
 
 # ---------------------------------------------------------------------------------------------
-# Tasks: loss, metric, primary metric and its direction, as data in a registry.
+# Tasks: one registered object each, carrying everything the rest of the code asks of a task.
 
 
 @dataclass(frozen=True)
 class Task:
-    """One dense prediction task: how to train it and how to score it.
+    """One dense prediction task: how to train it, score it, distil it and draw its labels.
 
-    Callers never branch on a task's name: the loss, the meter, the primary metric and whether
-    higher is better all come from here, and Δm is computed from this table.
+    Callers never branch on a task's name or class: the loss, the meter and its metrics' labels,
+    the primary metric and its direction, output KD and preview rendering all come from here, and
+    Δm is computed from this table. Adding a task is one subclass (or instance) put in
+    :func:`register_task`; the contract tests in tests/test_registries.py then run it through a
+    model, a training step, the meter, KD and a preview.
 
     Attributes:
         name: registry name, also the key in target and prediction dicts.
         group: ``semantic`` or ``geometric`` (decoder grouping under ``grouped`` sharing).
         primary_metric: the metric Δm uses (a key of the meter's ``compute()``).
-        higher_is_better: the primary metric's direction.
         description: one line for listings.
+        meter_type: the metric accumulator; its ``METRICS`` label each metric and give its direction.
+        categorical: targets are integer class labels [B, H, W] (one head channel per class), not
+            float maps [B, C, H, W].
     """
 
     name: str
     group: str
     primary_metric: str
-    higher_is_better: bool
     description: str
+
+    meter_type: ClassVar[type[Meter]] = Meter
+    categorical: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.primary_metric not in self.meter_type.METRICS:
+            raise ValueError(f"task {self.name!r}: primary metric {self.primary_metric!r} is not one of its meter's "
+                             f"{list(self.meter_type.METRICS)}")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The primary metric's direction (from the meter's :attr:`~nas.meters.Meter.METRICS`)."""
+        return self.meter_type.METRICS[self.primary_metric][1]
+
+    @property
+    def metrics(self) -> dict[str, tuple[str, bool]]:
+        """Every metric the meter computes → (display label, higher is better)."""
+        return dict(self.meter_type.METRICS)
 
     def spec(self, channels: int) -> TaskSpec:
         """The model builder's view of this task for a head with ``channels`` outputs."""
@@ -92,11 +117,16 @@ class Task:
 
     def meter(self, *, ignore_index: int = 255) -> Meter:
         """A fresh accumulator: ``update(pred, target)`` per batch, ``compute()`` at the end."""
-        raise NotImplementedError
+        return self.meter_type()
 
-    def metric(self, *, ignore_index: int = 255) -> Meter:
-        """Alias of :meth:`meter`."""
-        return self.meter(ignore_index=ignore_index)
+    def output_kd(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """KD on raw head outputs (the teacher's detached): L1 between them, for regressions."""
+        return (student - teacher).abs().mean()
+
+    def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
+        """One target [C, H, W] (or [H, W] if categorical) as RGB uint8 [H, W, 3]: grey levels of [0, 1]."""
+        grey = (target.detach().cpu()[0].numpy().clip(0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def _masked_mean(values: Tensor, mask: Tensor, pred: Tensor) -> Tensor:
@@ -106,9 +136,20 @@ def _masked_mean(values: Tensor, mask: Tensor, pred: Tensor) -> Tensor:
     return values[mask].mean()
 
 
+def _palette(n: int) -> np.ndarray:
+    """Distinct colours for ``n`` classes (golden-ratio hues)."""
+    import colorsys
+
+    cols = [colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95) for i in range(n)]
+    return (np.array(cols) * 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class SegmentationTask(Task):
     """Per-pixel classification (semseg, human parts): cross-entropy with ignore index, mIoU."""
+
+    meter_type: ClassVar[type[Meter]] = ConfusionMeter
+    categorical: ClassVar[bool] = True
 
     def loss(self, pred: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
         check_shapes(pred, target, channels_must_match=False)
@@ -119,34 +160,73 @@ class SegmentationTask(Task):
     def meter(self, *, ignore_index: int = 255) -> Meter:
         return ConfusionMeter(ignore_index=ignore_index)
 
+    def output_kd(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """KL(teacher ‖ student) of the class distributions, summed over classes, mean over pixels."""
+        return F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1).mean()
+
+    def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
+        """A colour per class; ignored pixels black."""
+        labels = target.detach().cpu().numpy().astype(np.int64)
+        out = np.zeros((*labels.shape, 3), np.uint8)
+        ok = labels != ignore_index
+        out[ok] = _palette(num_classes)[np.clip(labels[ok], 0, num_classes - 1)]
+        return out
+
 
 @dataclass(frozen=True)
 class DepthTask(Task):
     """Metric depth: L1 on valid pixels (target > 0); RMSE, abs-rel."""
 
+    meter_type: ClassVar[type[Meter]] = DepthMeter
+
     def loss(self, pred: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
         check_shapes(pred, target, channels_must_match=True)
         return _masked_mean((pred - target).abs(), target > 0, pred)
 
-    def meter(self, *, ignore_index: int = 255) -> Meter:
-        return DepthMeter()
+    def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
+        """Inverse depth in the magma colour map (near is bright); invalid pixels black."""
+        import matplotlib
+
+        d = target.detach().cpu()[0].numpy()
+        valid = d > 0
+        inv = np.where(valid, 1.0 / np.maximum(d, 1e-6), 0.0)
+        lo, hi = (inv[valid].min(), inv[valid].max()) if valid.any() else (0.0, 1.0)
+        rgb = matplotlib.colormaps["magma"]((inv - lo) / max(hi - lo, 1e-6))[..., :3]
+        return np.where(valid[..., None], rgb * 255, 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)
 class NormalsTask(Task):
     """Surface normals: 1 − cosine between normalised prediction and target on valid pixels."""
 
+    meter_type: ClassVar[type[Meter]] = NormalsMeter
+
     def loss(self, pred: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
         check_shapes(pred, target, channels_must_match=True)
         cos = (normalise(pred) * normalise(target)).sum(dim=1)
         return _masked_mean(1.0 - cos, normals_valid(target), pred)
 
-    def meter(self, *, ignore_index: int = 255) -> Meter:
-        return NormalsMeter()
+    def output_kd(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """L1 between the unit normals (the raw outputs' lengths carry no meaning)."""
+        return (F.normalize(student, dim=1) - F.normalize(teacher, dim=1)).abs().mean()
+
+    def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
+        """x, y, z mapped to R, G, B; invalid (zero) normals black."""
+        n = target.detach().cpu().numpy().transpose(1, 2, 0)
+        valid = np.linalg.norm(n, axis=-1, keepdims=True) > 0.5
+        return (np.where(valid, (n * 0.5 + 0.5), 0.0) * 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
-class EdgeTask(Task):
+class _BinaryMapTask(Task):
+    """A per-pixel probability learnt from logits; output KD is BCE against the teacher's probabilities."""
+
+    def output_kd(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher))
+
+
+@dataclass(frozen=True)
+class EdgeTask(_BinaryMapTask):
     """Edges: class-balanced BCE on logits (positives weighted ``pos_weight``, negatives 1 − it).
 
     Edge pixels are rare (a few percent), so unweighted BCE learns to predict "no edge"
@@ -155,6 +235,7 @@ class EdgeTask(Task):
     """
 
     pos_weight: float = 0.95
+    meter_type: ClassVar[type[Meter]] = EdgeMeter
 
     def loss(self, pred: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
         check_shapes(pred, target, channels_must_match=True)
@@ -164,13 +245,12 @@ class EdgeTask(Task):
         bce = F.binary_cross_entropy_with_logits(pred, t, reduction="none")
         return _masked_mean(weight * bce, valid, pred)
 
-    def meter(self, *, ignore_index: int = 255) -> Meter:
-        return EdgeMeter()
-
 
 @dataclass(frozen=True)
-class SaliencyTask(Task):
+class SaliencyTask(_BinaryMapTask):
     """Saliency: BCE on logits against targets in [0, 1]; maxF (β² = 0.3)."""
+
+    meter_type: ClassVar[type[Meter]] = SaliencyMeter
 
     def loss(self, pred: Tensor, target: Tensor, ignore_index: int = 255) -> Tensor:
         check_shapes(pred, target, channels_must_match=True)
@@ -178,23 +258,30 @@ class SaliencyTask(Task):
         bce = F.binary_cross_entropy_with_logits(pred, target.clamp(0.0, 1.0), reduction="none")
         return _masked_mean(bce, valid, pred)
 
-    def meter(self, *, ignore_index: int = 255) -> Meter:
-        return SaliencyMeter()
+
+#: Every task by name (add one with :func:`register_task`).
+TASKS: dict[str, Task] = {}
 
 
-#: Every task by name. Edges join the *geometric* group: PAD-Net's reading, where edges come from
-#: depth and object boundaries (on NYUD they are mostly depth discontinuities).
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in (
-        SegmentationTask("semseg", "semantic", "miou", True, "semantic segmentation (cross-entropy, mIoU)"),
-        DepthTask("depth", "geometric", "rmse", False, "metric depth (L1, RMSE)"),
-        NormalsTask("normals", "geometric", "mean", False, "surface normals (1 - cos, mean angle °)"),
-        EdgeTask("edges", "geometric", "odsf", True, "boundaries (balanced BCE, odsF)"),
-        SaliencyTask("saliency", "semantic", "maxf", True, "saliency (BCE, maxF β²=0.3)"),
-        SegmentationTask("parts", "semantic", "miou", True, "human parts (cross-entropy, mIoU)"),
-    )
-}
+def register_task(task: Task) -> Task:
+    """Add ``task`` to :data:`TASKS` (a name may be registered once)."""
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    TASKS[task.name] = task
+    return task
+
+
+# Edges join the *geometric* group: PAD-Net's reading, where edges come from depth and object
+# boundaries (on NYUD they are mostly depth discontinuities).
+for _task in (
+    SegmentationTask("semseg", "semantic", "miou", "semantic segmentation (cross-entropy, mIoU)"),
+    DepthTask("depth", "geometric", "rmse", "metric depth (L1, RMSE)"),
+    NormalsTask("normals", "geometric", "mean", "surface normals (1 - cos, mean angle °)"),
+    EdgeTask("edges", "geometric", "odsf", "boundaries (balanced BCE, odsF)"),
+    SaliencyTask("saliency", "semantic", "maxf", "saliency (BCE, maxF β²=0.3)"),
+    SegmentationTask("parts", "semantic", "miou", "human parts (cross-entropy, mIoU)"),
+):
+    register_task(_task)
 
 
 def get_task(name: str) -> Task:

@@ -5,14 +5,14 @@ One trial is ``load_data`` once per study, ``Teacher.load_or_train`` once per st
 
 Loss (all terms are means, so no term grows with the batch or the image)::
 
-    L = Σ_t w_t · L_t(final_t)                      task losses, weights per dataset (LOSS_WEIGHTS)
+    L = Σ_t w_t · L_t(final_t)                      task losses, weights per dataset (DatasetMeta.loss_weights)
       + λ_ds · Σ_t w_t · L_t(initial_t)              deep supervision at stride 8 (PAD-Net)
       + β · Σ_IB KL                                 every IB layer (arch.ib.beta)
       + γ · Σ_p KD_p                                KD at arch.kd.points (arch.kd.weight)
 
 KD: a feature point ``p`` adds ``MSE(adapter_p(student_p), teacher_p)`` with a 1×1 conv adapter
 (trained with the student, not part of the network nor of its cost); the ``output`` point adds, per
-task at stride 8, KL(teacher ‖ student) on segmentation logits, BCE against the teacher's
+task at stride 8, the task's :meth:`~nas.tasks.Task.output_kd`: KL(teacher ‖ student) on segmentation logits, BCE against the teacher's
 probabilities on binary logit maps (edges, saliency) and L1 on regressions (depth, normals).
 The frozen teacher's features of the (unaugmented) training split are computed once and sliced
 per batch (:meth:`Teacher.features_for`), so KD adds almost nothing to a step.
@@ -51,11 +51,10 @@ from nas.data import DatasetMeta, dataset_meta, get_dataset, load_tensors
 from nas.errors import ConfigError
 from nas.fidelity import Fidelity
 from nas.model import ModelOutput, build
-from nas.tasks import DepthTask, EdgeTask, NormalsTask, SaliencyTask, SegmentationTask, delta_m, get_task
+from nas.tasks import delta_m, get_task
 
 __all__ = [
     "DEEP_SUPERVISION_WEIGHT",
-    "LOSS_WEIGHTS",
     "FitResult",
     "Teacher",
     "TrainData",
@@ -67,16 +66,6 @@ __all__ = [
     "set_threads",
 ]
 
-#: Task-loss weights per dataset. ``synth``: chosen so that every task starts near 1 (CE ≈ 1.8,
-#: L1 depth ≈ 3.9 m falling to ≈ 0.4 within a few dozen steps, 1 − cos ≈ 1, balanced BCE ≈ 0.1 at
-#: 6 % edge pixels → ×10 for edges). ``nyud``/``pascal``: the
-#: weights of Vandenhende et al.'s Multi-Task-Learning-PyTorch configs (whose edge loss is the same
-#: balanced BCE and whose normals loss is of the same order as our 1 − cos).
-LOSS_WEIGHTS: dict[str, dict[str, float]] = {
-    "synth": {"semseg": 1.0, "depth": 1.0, "normals": 1.0, "edges": 10.0},
-    "nyud": {"semseg": 1.0, "depth": 1.0, "normals": 10.0, "edges": 50.0},
-    "pascal": {"semseg": 1.0, "parts": 2.0, "saliency": 5.0, "normals": 10.0, "edges": 50.0},
-}
 #: λ_ds: weight of the deep-supervision losses on the initial predictions (PAD-Net: 1).
 DEEP_SUPERVISION_WEIGHT: float = 1.0
 #: Fraction of the steps spent in linear warm-up.
@@ -160,12 +149,11 @@ def load_data(
 ) -> tuple[TrainData, TrainData]:
     """``(train, val)`` at the fidelity's resolution and sizes.
 
-    ``seed`` and ``cache_dir`` choose and cache the generated ``synth`` scenes; the real datasets
-    have fixed splits and ignore them.
+    ``seed`` and ``cache_dir`` choose and cache the scenes of a generated dataset (``synth``);
+    datasets read from disk have fixed splits and ignore them.
     """
     meta = dataset_meta(dataset)
-    generated = dataset == "synth"
-    extra: dict[str, Any] = {"seed": seed, "cache_dir": None if cache_dir is None else str(cache_dir)} if generated else {}
+    extra: dict[str, Any] = {"seed": seed, "cache_dir": None if cache_dir is None else str(cache_dir)} if meta.generated else {}
     splits = []
     for split, size in (("train", fidelity.train_images), ("val", fidelity.eval_images)):
         data = get_dataset(dataset, split=split, root=root, resolution=fidelity.resolution, size=size, **extra)
@@ -228,19 +216,6 @@ def _downsample(target: Tensor, size: tuple[int, int]) -> Tensor:
     return target[..., sh // 2 :: sh, sw // 2 :: sw]
 
 
-def _output_kd(task: Any, student: Tensor, teacher: Tensor) -> Tensor:
-    """KD on one task's stride-8 predictions (teacher detached)."""
-    if isinstance(task, SegmentationTask):
-        return F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1).mean()
-    if isinstance(task, (EdgeTask, SaliencyTask)):
-        return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher))
-    if isinstance(task, NormalsTask):
-        return (F.normalize(student, dim=1) - F.normalize(teacher, dim=1)).abs().mean()
-    if isinstance(task, DepthTask):
-        return (student - teacher).abs().mean()
-    raise TypeError(f"no output KD defined for task {task.name!r} ({type(task).__name__})")
-
-
 class TrainingLoss(nn.Module):
     """The training loss of one student (owns the KD adapters, which train with the student)."""
 
@@ -255,8 +230,7 @@ class TrainingLoss(nn.Module):
         super().__init__()
         self.arch = arch
         self.meta = meta
-        weights = LOSS_WEIGHTS.get(meta.name, {})
-        self.weights = {t: float(weights.get(t, 1.0)) for t in meta.task_names}
+        self.weights = {t: float(meta.loss_weights.get(t, 1.0)) for t in meta.task_names}
         self.tasks = {t: get_task(t) for t in meta.task_names}
         self.adapters = nn.ModuleDict()
         for key, channels in student_channels.items():
@@ -283,7 +257,7 @@ class TrainingLoss(nn.Module):
                 reference = teacher_features[key]
                 if key.startswith("output."):
                     task = key.partition(".")[2]
-                    terms[f"kd.{key}"] = kd * _output_kd(self.tasks[task], feature, reference)
+                    terms[f"kd.{key}"] = kd * self.tasks[task].output_kd(feature, reference)
                 else:
                     adapted = self.adapters[key.replace(".", "__")](feature)
                     terms[f"kd.{key}"] = kd * F.mse_loss(adapted, reference)

@@ -19,7 +19,7 @@ import yaml
 
 from nas.data import dataset_meta
 from nas.model import build
-from nas.objectives import parse_objectives
+from nas.study_objectives import parse_objectives
 from nas.search import CONFIG_ATTR, Search, SearchConfig
 from nas.study_tables import write_tables
 from search_spaces import PRESETS, load_space

@@ -214,6 +214,6 @@ def test_out_of_range_labels_and_mismatched_sizes(nyud, pascal):
         get_dataset("pascal", split="val", root=str(pascal))[0]
 
 
-def test_synth_only_options_rejected_for_real_data(nyud):
-    with pytest.raises(ConfigError, match="synth"):
+def test_generator_options_rejected_for_data_read_from_disk(nyud):
+    with pytest.raises(ConfigError, match="apply to generated datasets only"):
         get_dataset("nyud", split="train", root=str(nyud), cache_dir="/tmp/x")

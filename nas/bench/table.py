@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nas.errors import ConfigError
-from nas.objectives import Objective, parse_objectives
+from nas.study_objectives import Objective, parse_objectives
 
 __all__ = ["TabularBenchmark", "load_table"]
 

@@ -15,6 +15,9 @@ from nas.cli._options import add_dataset
 
 __all__ = ["add_arguments", "run"]
 
+#: The side a generated dataset is rendered at for a preview (it would render at its cost resolution).
+PREVIEW_SIDE = 128
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_verb", metavar="SUBVERB", required=True)
@@ -29,16 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=6, help="images to show (default 6)")
     p.add_argument(
         "--resolution", type=int, nargs="+", default=None, metavar="N",
-        help="side, or H W (default: synth 128, real datasets as stored)",
+        help=f"side, or H W (default: generated datasets such as synth {PREVIEW_SIDE}, others as stored)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="synth: which scenes (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="generated datasets (synth): which scenes (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nas.data import get_dataset
+    from nas.data import dataset_meta, get_dataset
     from nas.data.preview import preview_panels, save_montage
     from nas.errors import ConfigError
 
@@ -49,12 +52,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must be a .png file, got {args.out}")
+    generated = dataset_meta(args.dataset).generated
     resolution = args.resolution
-    if resolution is None and args.dataset == "synth":
-        resolution = [128]
+    if resolution is None and generated:
+        resolution = [PREVIEW_SIDE]
     if resolution is not None:
         resolution = resolution[0] if len(resolution) == 1 else tuple(resolution)
-    options = {"seed": args.seed} if args.dataset == "synth" else {}
+    options = {"seed": args.seed} if generated else {}
     dataset = get_dataset(
         args.dataset, split=args.split, root=args.data_root, resolution=resolution, size=args.count, **options
     )

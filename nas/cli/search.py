@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
     add_dataset(parser)
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
-    parser.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp or random (default: tpe)")
+    from nas.samplers import SAMPLERS
+
+    parser.add_argument("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold (default: 20)")
     budget.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.objectives import parse_objectives
+    from nas.study_objectives import parse_objectives
     from nas.search import Search, SearchConfig
 
     if args.trials is not None and args.trials < 1:

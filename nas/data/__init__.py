@@ -22,10 +22,8 @@ DataLoader.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from nas.data._common import IMAGENET_MEAN, IMAGENET_STD, DenseDataset, load_tensors
-from nas.data._meta import DATASET_METAS, IGNORE_INDEX, PART_NAMES, DatasetMeta, dataset_meta
+from nas.data._meta import DATASETS, IGNORE_INDEX, PART_NAMES, DatasetMeta, dataset_meta, register_dataset
 from nas.errors import ConfigError
 
 __all__ = [
@@ -39,41 +37,8 @@ __all__ = [
     "dataset_meta",
     "get_dataset",
     "load_tensors",
+    "register_dataset",
 ]
-
-
-def _synth(**kw) -> DenseDataset:
-    from nas.data.synth import SynthDataset
-
-    if kw.pop("root") is not None:
-        raise ConfigError("dataset 'synth' is generated, it takes no root folder")
-    return SynthDataset(**kw)
-
-
-def _nyud(**kw) -> DenseDataset:
-    from nas.data.nyud import NYUDDataset
-
-    _no_synth_options("nyud", kw)
-    return NYUDDataset(**kw)
-
-
-def _pascal(**kw) -> DenseDataset:
-    from nas.data.pascal import PascalDataset
-
-    _no_synth_options("pascal", kw)
-    return PascalDataset(**kw)
-
-
-def _no_synth_options(name: str, kw: dict) -> None:
-    """seed and cache_dir only mean something for generated data; reject them loudly elsewhere."""
-    seed, cache_dir = kw.pop("seed"), kw.pop("cache_dir")
-    if seed != 0 or cache_dir is not None:
-        raise ConfigError(f"dataset {name!r} is read from disk: seed and cache_dir apply to 'synth' only")
-
-
-#: Dataset constructors by name; each is imported only when used.
-DATASETS: dict[str, Callable[..., DenseDataset]] = {"synth": _synth, "nyud": _nyud, "pascal": _pascal}
-assert set(DATASETS) == set(DATASET_METAS)
 
 
 def get_dataset(
@@ -89,19 +54,25 @@ def get_dataset(
     """Build split ``split`` of dataset ``name``.
 
     Args:
-        name: ``synth``, ``nyud`` or ``pascal``.
+        name: a registered dataset (``synth``, ``nyud``, ``pascal``, ...).
         split: ``train`` or ``val``.
-        root: the dataset folder for ``nyud``/``pascal`` (never downloaded); must be None for synth.
-        resolution: (H, W) or one side to resize (render) to; None: synth renders at its cost
-            resolution, real datasets keep the stored size.
-        size: number of images (synth: scenes to render; real: the first ``size`` of the split).
-        seed: synth only: which scenes.
-        cache_dir: synth only: folder where rendered chunks are kept between runs.
+        root: the dataset folder of a dataset read from disk (never downloaded); None for a
+            generated one.
+        resolution: (H, W) or one side to resize (render) to; None: a generated dataset renders at
+            its cost resolution, a read one keeps the stored size.
+        size: number of images (generated: scenes to render; read: the first ``size`` of the split).
+        seed: generated datasets only: which scenes.
+        cache_dir: generated datasets only: folder where rendered chunks are kept between runs.
 
     Raises:
-        ConfigError: unknown name or split, missing root, folder or file, corrupt file.
+        ConfigError: unknown name or split, missing root, folder or file, corrupt file, or an
+            option the dataset does not take.
     """
-    dataset_meta(name)  # the loud error for an unknown name
-    return DATASETS[name](
-        split=split, root=root, resolution=resolution, size=size, seed=seed, cache_dir=cache_dir
-    )
+    meta = dataset_meta(name)
+    if meta.generated:
+        if root is not None:
+            raise ConfigError(f"dataset {name!r} is generated, it takes no root folder")
+        return meta.load(split=split, resolution=resolution, size=size, seed=seed, cache_dir=cache_dir)
+    if seed != 0 or cache_dir is not None:
+        raise ConfigError(f"dataset {name!r} is read from disk: seed and cache_dir apply to generated datasets only")
+    return meta.load(root=root, split=split, resolution=resolution, size=size)

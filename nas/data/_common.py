@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from nas.data._meta import DatasetMeta
 from nas.errors import ConfigError
+from nas.tasks import get_task
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DenseDataset", "load_tensors", "parse_resolution", "to_sample"]
 
@@ -63,7 +64,7 @@ def to_sample(image: np.ndarray, targets: Mapping[str, np.ndarray], size: tuple[
         t = t.permute(2, 0, 1) if t.dim() == 3 else t[None]
         if size is not None and tuple(t.shape[-2:]) != size:
             t = F.interpolate(t[None].float(), size=size, mode="nearest")[0].to(t.dtype)
-        out[name] = t[0].long() if name in ("semseg", "parts") else t.float()
+        out[name] = t[0].long() if get_task(name).categorical else t.float()
     return normalise_images(img), out
 
 

@@ -1,17 +1,22 @@
-"""What each dataset is, known without any data on disk: tasks, classes, ignore label, cost size.
+"""The dataset registry: what each dataset is, known without any data on disk, and how to load it.
 
 The search needs this before (or without) reading a single image: the model builder sizes its
-heads from ``tasks``, and the cost model counts operations at ``cost_resolution``.
+heads from ``tasks``, the cost model counts operations at ``cost_resolution``, the trainer weighs
+the task losses with ``loss_weights``. Adding a dataset is one :class:`DatasetMeta` given to
+:func:`register_dataset` (plus its :class:`~nas.data.DenseDataset` class, imported when first
+used); the contract tests in tests/test_registries.py then preview it, train on it and search it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from nas.errors import ConfigError
 from nas.tasks import TaskSpec, get_task
 
-__all__ = ["DATASET_METAS", "IGNORE_INDEX", "DatasetMeta", "dataset_meta"]
+__all__ = ["DATASETS", "IGNORE_INDEX", "DatasetMeta", "dataset_meta", "register_dataset"]
 
 #: Target label of unlabelled pixels in every segmentation-like target (semseg, parts).
 IGNORE_INDEX = 255
@@ -29,6 +34,11 @@ class DatasetMeta:
             published figures use for this dataset.
         num_classes: semantic segmentation classes.
         class_names: names of the semantic classes, in label order.
+        loader: ``"module:Class"`` of its :class:`~nas.data.DenseDataset`, imported when first built.
+        generated: rendered rather than read: it takes ``seed`` and ``cache_dir`` and no ``root``;
+            a read one needs a ``root`` folder and takes neither.
+        loss_weights: task → weight of its loss in training (absent: 1), chosen so that every
+            task's loss starts at a similar size on this dataset.
     """
 
     name: str
@@ -37,6 +47,9 @@ class DatasetMeta:
     cost_resolution: tuple[int, int]
     num_classes: int
     class_names: tuple[str, ...] = ()
+    loader: str = ""
+    generated: bool = False
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -48,6 +61,11 @@ class DatasetMeta:
             if spec.name == name:
                 return spec
         raise ConfigError(f"dataset {self.name!r} has no task {name!r}; its tasks: {', '.join(self.task_names)}")
+
+    def load(self, **options: Any) -> Any:
+        """Build a split: ``self.loader``'s class called with ``options`` (see :func:`nas.data.get_dataset`)."""
+        module, _, name = self.loader.partition(":")
+        return getattr(importlib.import_module(module), name)(**options)
 
 
 def _specs(**channels: int) -> tuple[TaskSpec, ...]:
@@ -63,28 +81,38 @@ _VOC_CLASSES = (
 #: Human parts (Vandenhende et al.'s 6-part grouping) plus background.
 PART_NAMES = ("background", "head", "torso", "upper_arms", "lower_arms", "upper_legs", "lower_legs")
 
-DATASET_METAS: dict[str, DatasetMeta] = {
-    m.name: m
-    for m in (
-        DatasetMeta(
-            "synth",
-            _specs(semseg=len(_SYNTH_CLASSES), depth=1, normals=3, edges=1),
-            IGNORE_INDEX,
-            (256, 256),
-            len(_SYNTH_CLASSES),
-            _SYNTH_CLASSES,
-        ),
-        DatasetMeta("nyud", _specs(semseg=40, depth=1, normals=3, edges=1), IGNORE_INDEX, (480, 640), 40),
-        DatasetMeta(
-            "pascal",
-            _specs(semseg=21, parts=len(PART_NAMES), saliency=1, normals=3, edges=1),
-            IGNORE_INDEX,
-            (512, 512),
-            21,
-            _VOC_CLASSES,
-        ),
-    )
-}
+#: Every dataset by name (add one with :func:`register_dataset`).
+DATASETS: dict[str, DatasetMeta] = {}
+
+
+def register_dataset(meta: DatasetMeta) -> DatasetMeta:
+    """Add ``meta`` to :data:`DATASETS` (a name may be registered once)."""
+    if meta.name in DATASETS:
+        raise ValueError(f"dataset {meta.name!r} is already registered")
+    DATASETS[meta.name] = meta
+    return meta
+
+
+# Loss weights. ``synth``: chosen so that every task starts near 1 (CE ≈ 1.8, L1 depth ≈ 3.9 m
+# falling to ≈ 0.4 within a few dozen steps, 1 − cos ≈ 1, balanced BCE ≈ 0.1 at 6 % edge pixels →
+# ×10 for edges). ``nyud``/``pascal``: the weights of Vandenhende et al.'s Multi-Task-Learning-
+# PyTorch configs (whose edge loss is the same balanced BCE and whose normals loss is of the same
+# order as our 1 − cos).
+register_dataset(DatasetMeta(
+    "synth", _specs(semseg=len(_SYNTH_CLASSES), depth=1, normals=3, edges=1), IGNORE_INDEX, (256, 256),
+    len(_SYNTH_CLASSES), _SYNTH_CLASSES, loader="nas.data.synth:SynthDataset", generated=True,
+    loss_weights={"semseg": 1.0, "depth": 1.0, "normals": 1.0, "edges": 10.0},
+))
+register_dataset(DatasetMeta(
+    "nyud", _specs(semseg=40, depth=1, normals=3, edges=1), IGNORE_INDEX, (480, 640), 40,
+    loader="nas.data.nyud:NYUDDataset",
+    loss_weights={"semseg": 1.0, "depth": 1.0, "normals": 10.0, "edges": 50.0},
+))
+register_dataset(DatasetMeta(
+    "pascal", _specs(semseg=21, parts=len(PART_NAMES), saliency=1, normals=3, edges=1), IGNORE_INDEX, (512, 512),
+    21, _VOC_CLASSES, loader="nas.data.pascal:PascalDataset",
+    loss_weights={"semseg": 1.0, "parts": 2.0, "saliency": 5.0, "normals": 10.0, "edges": 50.0},
+))
 
 
 def dataset_meta(name: str) -> DatasetMeta:
@@ -94,6 +122,6 @@ def dataset_meta(name: str) -> DatasetMeta:
         ConfigError: unknown name (the message lists the known ones).
     """
     try:
-        return DATASET_METAS[name]
+        return DATASETS[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_METAS)}") from None
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None

@@ -1,7 +1,7 @@
 """Pictures of a dataset's images and labels: data first (RGB panels), drawing second (a montage).
 
 Why: the only convincing check that rendered or loaded labels line up with their images is to
-look at them side by side.
+look at them side by side. Each task draws its own labels (:meth:`nas.tasks.Task.render`).
 """
 
 from __future__ import annotations
@@ -13,42 +13,9 @@ import numpy as np
 from torch import Tensor
 
 from nas.data._common import IMAGENET_MEAN, IMAGENET_STD, DenseDataset
+from nas.tasks import get_task
 
-__all__ = ["colourise", "preview_panels", "save_montage"]
-
-
-def _palette(n: int) -> np.ndarray:
-    """Distinct colours for ``n`` classes (golden-ratio hues), plus black for ignored pixels."""
-    import colorsys
-
-    cols = [colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95) for i in range(n)]
-    return (np.array(cols) * 255).astype(np.uint8)
-
-
-def colourise(task: str, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
-    """RGB uint8 [H, W, 3] of one target; invalid / ignored pixels are black."""
-    t = target.detach().cpu()
-    if task in ("semseg", "parts"):
-        labels = t.numpy().astype(np.int64)
-        out = np.zeros((*labels.shape, 3), np.uint8)
-        ok = labels != ignore_index
-        out[ok] = _palette(num_classes)[np.clip(labels[ok], 0, num_classes - 1)]
-        return out
-    if task == "normals":
-        n = t.numpy().transpose(1, 2, 0)
-        valid = np.linalg.norm(n, axis=-1, keepdims=True) > 0.5
-        return (np.where(valid, (n * 0.5 + 0.5), 0.0) * 255).astype(np.uint8)
-    if task == "depth":
-        import matplotlib
-
-        d = t[0].numpy()
-        valid = d > 0
-        inv = np.where(valid, 1.0 / np.maximum(d, 1e-6), 0.0)  # inverse depth: near is bright
-        lo, hi = (inv[valid].min(), inv[valid].max()) if valid.any() else (0.0, 1.0)
-        rgb = matplotlib.colormaps["magma"]((inv - lo) / max(hi - lo, 1e-6))[..., :3]
-        return np.where(valid[..., None], rgb * 255, 0).astype(np.uint8)
-    grey = (t[0].numpy().clip(0, 1) * 255).astype(np.uint8)  # edges, saliency
-    return np.repeat(grey[..., None], 3, axis=-1)
+__all__ = ["preview_panels", "save_montage"]
 
 
 def _image_rgb(image: Tensor) -> np.ndarray:
@@ -66,8 +33,7 @@ def preview_panels(dataset: DenseDataset, count: int) -> tuple[list[str], list[l
         image, targets = dataset[index]
         row = [_image_rgb(image)]
         for spec in meta.tasks:
-            classes = spec.channels if spec.name in ("semseg", "parts") else 1
-            row.append(colourise(spec.name, targets[spec.name], num_classes=classes, ignore_index=meta.ignore_index))
+            row.append(get_task(spec.name).render(targets[spec.name], num_classes=spec.channels, ignore_index=meta.ignore_index))
         rows.append(row)
     return titles, rows
 

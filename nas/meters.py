@@ -7,13 +7,14 @@ the batch size. Predictions are raw head outputs (logits, unnormalised normals);
 the softmax/sigmoid/normalisation themselves, so callers never special-case a task.
 
 Every meter follows one small protocol: ``update(pred, target)``, ``compute() -> dict[str, float]``
-and ``reset()``. Values are fractions in [0, 1] (IoU, F, within-angle shares), metres (depth) or
-degrees (angles).
+and ``reset()``; its :attr:`Meter.METRICS` names each key with a display label and a direction.
+Values are fractions in [0, 1] (IoU, F, within-angle shares), metres (depth) or degrees (angles).
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,14 @@ def thresholds(count: int = 99) -> Tensor:
 
 
 class Meter:
-    """The accumulator protocol every task's metric implements."""
+    """The accumulator protocol every task's metric implements.
+
+    Attributes:
+        METRICS: each key of ``compute()`` → (display label with unit, higher is better): what the
+            tables, plots and Δm read about a metric, said once beside the code that computes it.
+    """
+
+    METRICS: ClassVar[dict[str, tuple[str, bool]]] = {}
 
     def update(self, pred: Tensor, target: Tensor) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -74,6 +82,8 @@ class ConfusionMeter(Meter):
         num_classes: classes of the head; None takes it from the first prediction's channels.
         ignore_index: the target label of unlabelled pixels.
     """
+
+    METRICS = {"miou": ("mIoU", True), "pixel_acc": ("pixel accuracy", True)}
 
     def __init__(self, num_classes: int | None = None, ignore_index: int = 255) -> None:
         self.num_classes = num_classes
@@ -110,6 +120,8 @@ class DepthMeter(Meter):
 
     RMSE pools squared errors over all valid pixels of the dataset (not a mean of per-image RMSEs).
     """
+
+    METRICS = {"rmse": ("RMSE", False), "abs_rel": ("abs. rel. error", False), "l1": ("L1 error", False)}
 
     def __init__(self) -> None:
         self.reset()
@@ -156,6 +168,14 @@ class NormalsMeter(Meter):
     The median comes from a 0.01°-wide histogram (exact to that width) so that memory stays
     constant however large the evaluation set.
     """
+
+    METRICS = {
+        "mean": ("mean angle error (°)", False),
+        "median": ("median angle error (°)", False),
+        "within_11_25": ("within 11.25°", True),
+        "within_22_5": ("within 22.5°", True),
+        "within_30": ("within 30°", True),
+    }
 
     BIN = 0.01
     WITHIN = (11.25, 22.5, 30.0)
@@ -228,6 +248,8 @@ class SaliencyMeter(Meter):
     per-image precision/recall instead, which weighs small images more.
     """
 
+    METRICS = {"maxf": ("maxF", True)}
+
     BETA2 = 0.3
 
     def __init__(self, levels: int = 99) -> None:
@@ -277,6 +299,8 @@ class EdgeMeter(Meter):
             SEISM's distance.
         levels: number of thresholds swept.
     """
+
+    METRICS = {"odsf": ("odsF", True)}
 
     def __init__(self, tolerance: int | None = None, levels: int = 99) -> None:
         self.tolerance = tolerance
