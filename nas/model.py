@@ -110,23 +110,24 @@ class MultiTaskNet(nn.Module):
         self.arch = arch
         self.tasks = _check_tasks(tasks)
         self.task_names = tuple(t.name for t in self.tasks)
-        b, bz = arch.binarize, arch.binarizer
+        binarized, binarizer = arch.binarize, arch.binarizer
         channels = scaled(NECK_CHANNELS, arch.width)
         self.channels = channels
 
-        self.backbone = Backbone(width=arch.width, binary_stages=b.stages, binarizer=bz)
-        self.neck = Neck(self.backbone.channels, channels, binary=b.neck, binarizer=bz)
+        self.backbone = Backbone(width=arch.width, binary_stages=binarized.stages, binarizer=binarizer)
+        self.neck = Neck(self.backbone.channels, channels, binary=binarized.neck, binarizer=binarizer)
         self.task_decoder = decoder_names(arch.decoder.sharing, self.tasks)
         self.decoders = nn.ModuleDict(
-            {name: Decoder(channels, binary=b.decoders, binarizer=bz) for name in dict.fromkeys(self.task_decoder.values())}
+            {name: Decoder(channels, binary=binarized.decoders, binarizer=binarizer)
+             for name in dict.fromkeys(self.task_decoder.values())}
         )
         self.has_distill = arch.decoder.distill == "pad"
         if self.has_distill:
             # Deep-supervision predictors: FP and tiny; they only run in training (see forward).
             self.initial_heads = nn.ModuleDict({t.name: nn.Conv2d(channels, t.channels, 1) for t in self.tasks})
-            self.distill = PADistillation(self.task_names, channels, binary=b.distill, binarizer=bz)
+            self.distill = PADistillation(self.task_names, channels, binary=binarized.distill, binarizer=binarizer)
         self.heads = nn.ModuleDict(
-            {t.name: TaskHead(channels, t.channels, binary=b.heads, binarizer=bz) for t in self.tasks}
+            {t.name: TaskHead(channels, t.channels, binary=binarized.heads, binarizer=binarizer) for t in self.tasks}
         )
 
         points = arch.ib.points

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 
+from _fake_data import make_pascal
 from nas.cli import main
 
 
@@ -59,20 +59,7 @@ def test_data_needs_a_subverb(capsys):
 
 
 def test_preview_pascal_fake_tree(tmp_path):
-    root = tmp_path / "PASCAL_MT"
-    (root / "ImageSets" / "Context").mkdir(parents=True)
-    (root / "ImageSets" / "Context" / "val.txt").write_text("a\n")
-    rng = np.random.default_rng(0)
-    for folder, array in (
-        ("JPEGImages/a.jpg", rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)),
-        ("semseg/VOC12/a.png", np.tile(np.arange(24, dtype=np.uint8) % 21, (20, 1))),
-        ("human_parts/a.png", np.ones((20, 24), np.uint8)),
-        ("normals_distill/a.png", rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)),
-        ("sal_distill/a.png", np.full((20, 24), 255, np.uint8)),
-    ):
-        path = root / folder
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(array).save(path)
+    root = make_pascal(tmp_path)
     out = tmp_path / "p.png"
     argv = ["data", "preview", "--dataset", "pascal", "--root", str(root), "--split", "val", "--out", str(out)]
     assert main(argv) == 0

@@ -9,75 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
+from _fake_data import H, W, make_nyud, make_pascal
 from nas.data import dataset_meta, get_dataset, load_tensors
 from nas.errors import ConfigError
 
-H, W = 12, 16
-
-
-def _write_image(path: Path, rng: np.random.Generator) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(path)
-
-
-def _png(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
-def _npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, array)
 
 
 @pytest.fixture()
 def nyud(tmp_path) -> Path:
-    root = tmp_path / "NYUD_MT"
-    rng = np.random.default_rng(0)
-    ids = {"train": ["0001", "0002", "0003"], "val": ["0101"]}
-    for split, names in ids.items():
-        (root / "gt_sets").mkdir(parents=True, exist_ok=True)
-        (root / "gt_sets" / f"{split}.txt").write_text("\n".join(names) + "\n")
-        for name in names:
-            _write_image(root / "images" / f"{name}.jpg", rng)
-            labels = rng.integers(0, 41, (H, W), dtype=np.uint8)
-            labels[0, 0], labels[0, 1], labels[0, 2] = 0, 1, 40
-            _png(root / "segmentation" / f"{name}.png", labels)
-            depth = rng.uniform(0.5, 9.0, (H, W)).astype(np.float32)
-            depth[1, 0], depth[1, 1] = 0.0, np.nan
-            _npy(root / "depth" / f"{name}.npy", depth)
-            normals = rng.normal(size=(H, W, 3)).astype(np.float32) * 3
-            normals[2, 0] = 0.0
-            _npy(root / "normals" / f"{name}.npy", normals)
-            _npy(root / "edge" / f"{name}.npy", (rng.random((H, W)) > 0.8).astype(np.float32))
-    return root
+    return make_nyud(tmp_path)
 
 
 @pytest.fixture()
 def pascal(tmp_path) -> Path:
-    root = tmp_path / "PASCAL_MT"
-    rng = np.random.default_rng(1)
-    ids = {"train": ["2008_000002", "2008_000003"], "val": ["2008_000010"]}
-    for split, names in ids.items():
-        (root / "ImageSets" / "Context").mkdir(parents=True, exist_ok=True)
-        (root / "ImageSets" / "Context" / f"{split}.txt").write_text("\n".join(names))
-        for k, name in enumerate(names):
-            _write_image(root / "JPEGImages" / f"{name}.jpg", rng)
-            semseg = np.zeros((H, W), np.uint8)
-            semseg[:, W // 2 :] = 15  # person on the right half
-            semseg[H // 2, :] = 255  # a void band
-            folder = "VOC12" if k == 0 else "pascal-context"
-            _png(root / "semseg" / folder / f"{name}.png", semseg)
-            parts = np.where(semseg == 15, rng.integers(1, 7, (H, W)), 0).astype(np.uint8)
-            _png(root / "human_parts" / f"{name}.png", parts)
-            encoded = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-            encoded[0, 0] = 0  # pure black: no normal
-            _png(root / "normals_distill" / f"{name}.png", encoded)
-            sal = np.zeros((H, W), np.uint8)
-            sal[:, W // 2 :] = 200
-            sal[0, -1] = 100
-            _png(root / "sal_distill" / f"{name}.png", sal)
-    return root
+    return make_pascal(tmp_path)
 
 
 def _check_common(image: torch.Tensor, targets: dict, tasks: tuple[str, ...], size=(H, W)) -> None:
