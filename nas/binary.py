@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nas.registry import register
+
 __all__ = [
     "ESTIMATORS",
     "WEIGHT_SCALES",
@@ -43,13 +45,7 @@ ESTIMATORS: dict[str, type[torch.autograd.Function]] = {}
 def register_estimator(name: str) -> Callable[[type[torch.autograd.Function]], type[torch.autograd.Function]]:
     """Class decorator adding a sign estimator (an autograd.Function) to :data:`ESTIMATORS`."""
 
-    def add(function: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
-        if name in ESTIMATORS:
-            raise ValueError(f"sign estimator {name!r} is already registered")
-        ESTIMATORS[name] = function
-        return function
-
-    return add
+    return lambda function: register(ESTIMATORS, name, function, kind="sign estimator")
 
 
 def get_estimator(name: str) -> Callable[[Tensor], Tensor]:

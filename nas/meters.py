@@ -240,7 +240,27 @@ def f_measure(precision: Tensor, recall: Tensor, beta2: float) -> Tensor:
     return torch.where(denom > 0, (1 + beta2) * precision * recall / denom.clamp_min(1e-12), torch.zeros(()).double())
 
 
-class SaliencyMeter(Meter):
+class _FMeasureMeter(Meter):
+    """Per-threshold pixel counts pooled over the dataset; the result is the best F_β over thresholds."""
+
+    BETA2: ClassVar[float] = 1.0
+
+    def __init__(self, levels: int = 99) -> None:
+        self.levels = levels
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts = _ThresholdCounts(self.levels)
+
+    def compute(self) -> dict[str, float]:
+        (key,) = self.METRICS
+        if self.counts.n_true == 0:
+            return {key: float("nan")}
+        precision, recall = self.counts.precision_recall()
+        return {key: float(f_measure(precision, recall, self.BETA2).max())}
+
+
+class SaliencyMeter(_FMeasureMeter):
     """maxF (β² = 0.3): the best F_β over thresholds of the sigmoid, with dataset-wide pixel counts.
 
     Targets are binarised at 0.5 (as the distilled PASCAL saliency labels are). Pixel counts are
@@ -249,15 +269,7 @@ class SaliencyMeter(Meter):
     """
 
     METRICS = {"maxf": ("maxF", True)}
-
     BETA2 = 0.3
-
-    def __init__(self, levels: int = 99) -> None:
-        self.levels = levels
-        self.reset()
-
-    def reset(self) -> None:
-        self.counts = _ThresholdCounts(self.levels)
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         check_shapes(pred, target, channels_must_match=True)
@@ -273,14 +285,8 @@ class SaliencyMeter(Meter):
         c.n_pred += above.sum(1).double()
         c.n_true += float(truth.sum())
 
-    def compute(self) -> dict[str, float]:
-        if self.counts.n_true == 0:
-            return {"maxf": float("nan")}
-        precision, recall = self.counts.precision_recall()
-        return {"maxf": float(f_measure(precision, recall, self.BETA2).max())}
 
-
-class EdgeMeter(Meter):
+class EdgeMeter(_FMeasureMeter):
     """Optimal-dataset-scale F-measure (odsF) for edges, with a pixel tolerance for matching.
 
     For every threshold of the sigmoid, a predicted edge pixel counts as correct when a true edge
@@ -304,11 +310,7 @@ class EdgeMeter(Meter):
 
     def __init__(self, tolerance: int | None = None, levels: int = 99) -> None:
         self.tolerance = tolerance
-        self.levels = levels
-        self.reset()
-
-    def reset(self) -> None:
-        self.counts = _ThresholdCounts(self.levels)
+        super().__init__(levels)
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         check_shapes(pred, target, channels_must_match=True)
@@ -326,12 +328,6 @@ class EdgeMeter(Meter):
             c.n_pred[i] += float(above.sum())
             c.tp_pred[i] += float((above & near_truth).sum())
             c.tp_true[i] += float((truth & _dilate(above, r)).sum())
-
-    def compute(self) -> dict[str, float]:
-        if self.counts.n_true == 0:
-            return {"odsf": float("nan")}
-        precision, recall = self.counts.precision_recall()
-        return {"odsf": float(f_measure(precision, recall, 1.0).max())}
 
 
 def _dilate(mask: Tensor, radius: int) -> Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from nas.errors import ConfigError
+from nas.registry import register
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -28,13 +29,7 @@ SAMPLERS: dict[str, SamplerFactory] = {}
 def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
     """Decorator adding a sampler factory ``factory(seed) -> BaseSampler`` to :data:`SAMPLERS`."""
 
-    def add(factory: SamplerFactory) -> SamplerFactory:
-        if name in SAMPLERS:
-            raise ValueError(f"sampler {name!r} is already registered")
-        SAMPLERS[name] = factory
-        return factory
-
-    return add
+    return lambda factory: register(SAMPLERS, name, factory, kind="sampler")
 
 
 @register_sampler("tpe")

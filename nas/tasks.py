@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nas.errors import ConfigError
+from nas.registry import register
 from nas.meters import (
     ConfusionMeter,
     DepthMeter,
@@ -265,10 +266,7 @@ TASKS: dict[str, Task] = {}
 
 def register_task(task: Task) -> Task:
     """Add ``task`` to :data:`TASKS` (a name may be registered once)."""
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return register(TASKS, task.name, task, kind="task")
 
 
 # Edges join the *geometric* group: PAD-Net's reading, where edges come from depth and object

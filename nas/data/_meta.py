@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nas.errors import ConfigError
+from nas.registry import register
 from nas.tasks import TaskSpec, get_task
 
 __all__ = ["DATASETS", "IGNORE_INDEX", "DatasetMeta", "dataset_meta", "register_dataset"]
@@ -87,10 +88,7 @@ DATASETS: dict[str, DatasetMeta] = {}
 
 def register_dataset(meta: DatasetMeta) -> DatasetMeta:
     """Add ``meta`` to :data:`DATASETS` (a name may be registered once)."""
-    if meta.name in DATASETS:
-        raise ValueError(f"dataset {meta.name!r} is already registered")
-    DATASETS[meta.name] = meta
-    return meta
+    return register(DATASETS, meta.name, meta, kind="dataset")
 
 
 # Loss weights. ``synth``: chosen so that every task starts near 1 (CE ≈ 1.8, L1 depth ≈ 3.9 m
