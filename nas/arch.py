@@ -22,6 +22,13 @@ network compare equal and share an :attr:`~Architecture.id`: the binarizer of a 
 binary module, β without IB points, the KD weight without KD points, and ``binarize.distill``
 without a cross-task module.
 
+The flat form (:meth:`Architecture.to_flat` / :meth:`Architecture.from_flat`) has one entry per
+dimension: a tuple field becomes one flag per member (``binarize.stage1`` …, ``ib.neck``,
+``kd.output``), every other field keeps its dotted path (``ib.beta``, ``decoder.sharing``,
+``width``). It is derived from the dataclass fields, and :func:`dimension_names` is the one naming
+scheme outside the nested form: search-space dimensions, Optuna parameters, YAML restrictions and
+the ``arch.<dimension>`` columns of the trials table.
+
 The field domains (:data:`IB_POINTS`, :data:`SHARING_MODES`, ...) live here and nowhere else; the
 search spaces in :mod:`search_spaces` choose subsets of them.
 """

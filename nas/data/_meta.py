@@ -50,7 +50,7 @@ class DatasetMeta:
     class_names: tuple[str, ...] = ()
     loader: str = ""
     generated: bool = False
-    loss_weights: Mapping[str, float] = field(default_factory=dict)
+    loss_weights: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     @property
     def task_names(self) -> tuple[str, ...]:
