@@ -25,6 +25,7 @@ __all__ = [
     "RSign",
     "Sign",
     "binarize_weight",
+    "channel_scale",
     "get_estimator",
     "register_estimator",
     "sign",
@@ -92,16 +93,27 @@ class SignApprox(torch.autograd.Function):
 WEIGHT_SCALES: tuple[str, ...] = ("none", "channel")
 
 
+def channel_scale(weight: Tensor, scale: str) -> Tensor | None:
+    """The factor α of each output channel that ``scale`` gives binary weights (shape [O]), or None.
+
+    One definition for training, the emulated inference forward and the packed kernels.
+    """
+    if scale not in WEIGHT_SCALES:
+        raise ValueError(f"unknown weight scale {scale!r}; choose one of {list(WEIGHT_SCALES)}")
+    if scale == "none":
+        return None
+    return weight.abs().mean(dim=tuple(range(1, weight.dim())))
+
+
 class _BinarizeWeight(torch.autograd.Function):
     """sign(W)·α forward; straight-through on clamp(W, -1, 1) backward (α is not differentiated)."""
 
     @staticmethod
     def forward(ctx, weight: Tensor, per_channel: bool) -> Tensor:
-        magnitude = weight.abs()
         # Only the straight-through mask is kept for backward (computed from |W|, needed anyway).
-        ctx.save_for_backward(magnitude > 1)
+        ctx.save_for_backward(weight.abs() > 1)
         if per_channel:
-            scale = magnitude.mean(dim=tuple(range(1, weight.dim())), keepdim=True)
+            scale = channel_scale(weight, "channel").view(-1, *([1] * (weight.dim() - 1)))
             return torch.where(weight >= 0, scale, -scale)
         return sign(weight)
 
@@ -109,6 +121,18 @@ class _BinarizeWeight(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (outside,) = ctx.saved_tensors
         return grad.masked_fill(outside, 0.0), None
+
+
+class _ChannelScale(torch.autograd.Function):
+    """α of :func:`channel_scale` as one traced op: computed once offline when a network is deployed."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor) -> Tensor:
+        return channel_scale(weight, "channel")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> None:
+        return None  # α is not differentiated, as in training
 
 
 def binarize_weight(weight: Tensor, scale: str = "channel") -> Tensor:
@@ -166,6 +190,11 @@ class BinaryConv2d(nn.Conv2d):
 
     Inputs go through sign (RSign when ``react``), weights through :func:`binarize_weight`.
     Zero padding is kept as it is in Bi-Real Net and ReActNet (a third value at the border).
+
+    Training convolves with ±α weights, so the straight-through gradient reaches the latent weights
+    unscaled (Bi-Real Net). Evaluation computes what the packed kernels compute
+    (:mod:`nas.runtime.kernels`): the exact integer conv of ±1 operands, then × α, then + bias, so
+    that a packed layer equals the emulated one bit for bit (±α weights round differently).
     """
 
     def __init__(
@@ -190,8 +219,20 @@ class BinaryConv2d(nn.Conv2d):
         self.binarize_input = _input_binarizer(in_channels, estimator, react)
 
     def forward(self, x: Tensor) -> Tensor:
-        weight = binarize_weight(self.weight, self.weight_scale)
-        return self._conv_forward(self.binarize_input(x), weight, self.bias)
+        signs = self.binarize_input(x)
+        if self.training:
+            return self._conv_forward(signs, binarize_weight(self.weight, self.weight_scale), self.bias)
+        scale = _ChannelScale.apply(self.weight) if self.weight_scale == "channel" else None
+        return self.scaled_conv(signs, binarize_weight(self.weight, "none"), scale)
+
+    def scaled_conv(self, signs: Tensor, weight_signs: Tensor, scale: Tensor | None) -> Tensor:
+        """The eval arithmetic: conv of ±1 operands (an exact integer), then × α [O], then + bias."""
+        y = self._conv_forward(signs, weight_signs, None)
+        if scale is not None:
+            y = y * scale.view(1, -1, 1, 1)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", weight_scale={self.weight_scale!r}"

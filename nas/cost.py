@@ -196,7 +196,7 @@ def count(model: nn.Module, inputs: Tensor | Sequence[Tensor]) -> CostReport:
         analysis.set_op_handle(**{f"aten::{op}": None for op in _FREE_OPERATORS})
         analysis.set_op_handle(
             **{f"prim::PythonOp.{estimator.__name__}": _elementwise for estimator in ESTIMATORS.values()},
-            **{"prim::PythonOp._BinarizeWeight": _weight_only},
+            **{f"prim::PythonOp.{fn}": _weight_only for fn in ("_BinarizeWeight", "_ChannelScale")},
         )
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         with torch.no_grad(), warnings.catch_warnings():

@@ -17,8 +17,9 @@ a dynamic batch and any input side that is a multiple of 32, and reproduces the 
 exactly. It is tried first. ``torch.jit.trace`` of the same network records each Function as a
 ``prim::PythonOp`` that cannot be serialised ("Could not export Python function call
 '_BinarizeWeight'"), so the TorchScript fallback traces a *folded* copy instead: latent weights
-replaced by their binarized values (binarizing them again is the identity, so they are stored
-binarized) and the estimators replaced by the plain :func:`nas.binary.sign`. Either graph is
+replaced by their signs (binary linears: by their binarized values) with each conv's scale α kept
+in a buffer, so the copy computes the eval arithmetic of :meth:`BinaryConv2d.scaled_conv`, and the
+estimators replaced by the plain :func:`nas.binary.sign`. Either graph is
 checked against the eager model on a random input before it is written; a graph that fails the
 check is not shipped (the manifest says why).
 
@@ -164,11 +165,11 @@ def _fold_for_tracing(model: "torch.nn.Module") -> "torch.nn.Module":
     """A copy whose binary layers hold binarized weights and call plain sign (no autograd.Function)."""
     import torch
 
-    from nas.binary import BinaryConv2d, BinaryLinear, Sign, binarize_weight, sign
+    from nas.binary import BinaryConv2d, BinaryLinear, Sign, binarize_weight, channel_scale, sign
 
     class _FoldedConv(BinaryConv2d):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self._conv_forward(self.binarize_input(x), self.weight, self.bias)
+            return self.scaled_conv(self.binarize_input(x), self.weight, self.folded_scale)
 
     class _FoldedLinear(BinaryLinear):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +181,8 @@ def _fold_for_tracing(model: "torch.nn.Module") -> "torch.nn.Module":
             if isinstance(module, Sign):
                 module._sign = sign
             if isinstance(module, BinaryConv2d):
-                module.weight.copy_(binarize_weight(module.weight, module.weight_scale))
+                module.register_buffer("folded_scale", channel_scale(module.weight, module.weight_scale))
+                module.weight.copy_(sign(module.weight))
                 module.__class__ = _FoldedConv
             elif isinstance(module, BinaryLinear):
                 module.weight.copy_(binarize_weight(module.weight, module.weight_scale))
