@@ -174,11 +174,9 @@ def no_library(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("BIMTDP_KERNEL_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(ENV_ISA, raising=False)
-    for cached in (kernels._library, kernels._compiled_isas, kernels._entry):
-        cached.cache_clear()
+    kernels._forget_library()
     yield
-    for cached in (kernels._library, kernels._compiled_isas, kernels._entry):
-        cached.cache_clear()
+    kernels._forget_library()
 
 
 def test_without_a_compiler_everything_runs_emulated_after_one_warning(no_library: None, monkeypatch) -> None:

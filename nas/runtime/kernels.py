@@ -101,6 +101,12 @@ class BinaryConvParams:
 
 
 # ----------------------------------------------------------------------------------- dispatch
+def _forget_library() -> None:
+    """Drops every cached view of the library (tests simulate a fresh process with it)."""
+    for cached in (_library, _compiled_isas, _entry, _resolve):
+        cached.cache_clear()
+
+
 @functools.cache
 def _library() -> ctypes.CDLL | None:
     from nas.runtime import build
@@ -140,7 +146,13 @@ def available_isas() -> tuple[str, ...]:
 
 def isa() -> str:
     """The path in use: ``$BIMTDP_KERNEL_ISA`` when set (checked), else the fastest available."""
-    forced = os.environ.get(ENV_ISA, "").strip()
+    return _resolve(os.environ.get(ENV_ISA, ""))
+
+
+@functools.cache
+def _resolve(requested: str) -> str:
+    """The path for a value of $BIMTDP_KERNEL_ISA (cached: isa() runs on every kernel call)."""
+    forced = requested.strip()
     if not forced:
         return available_isas()[0]
     if forced not in ISAS + (EMULATED,):
@@ -217,13 +229,13 @@ def binary_conv2d(
     if stride < 1 or padding < 0:
         raise ValueError(f"stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     kh, kw = w.kernel_size
-    out_h = (x.height + 2 * padding - kh) // stride + 1
-    out_w = (x.width + 2 * padding - kw) // stride + 1
+    n, h, width, _ = x.bits.shape
+    out_h, out_w = (h + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"a {kh}x{kw} kernel does not fit a {x.height}x{x.width} input with padding {padding}")
+        raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{width} input with padding {padding}")
     o = w.out_channels
     scale, bias = _vector("scale", scale, o), _vector("bias", bias, o)
-    shape = (x.batch, o, out_h, out_w)
+    shape = (n, o, out_h, out_w)
     if residual is not None and tuple(residual.shape) != shape:
         raise ValueError(f"residual has shape {tuple(residual.shape)}, the output {shape}")
     if prelu is not None:
@@ -232,14 +244,14 @@ def binary_conv2d(
     if path == EMULATED:
         y = reference.conv2d(x.bits, x.channels, w.bits, o, stride, padding)
         return reference.epilogue(y, scale, bias, residual, prelu)
-    out = torch.empty(x.batch, out_h, out_w, o, dtype=torch.float32)
-    res = None if residual is None else residual.detach().to(torch.float32).permute(0, 2, 3, 1).contiguous()
+    out = torch.empty(shape, dtype=torch.float32, memory_format=torch.channels_last)
+    res = None if residual is None else residual.detach().to(torch.float32).contiguous(memory_format=torch.channels_last)
     shift_in, slope, shift_out = prelu if prelu is not None else (None, None, None)
     _call(
-        "conv", path, x.bits.data_ptr(), w.bits.data_ptr(), x.batch, x.height, x.width, x.channels, o, kh, kw,
+        "conv", path, x.bits.contiguous().data_ptr(), w.bits.data_ptr(), n, h, width, x.channels, o, kh, kw,
         stride, padding, *(_pointer(t) for t in (scale, bias, res, shift_in, slope, shift_out)), out.data_ptr(),
     )
-    return out.permute(0, 3, 1, 2)
+    return out
 
 
 def binary_conv_params(module: nn.Module) -> BinaryConvParams:
