@@ -34,6 +34,7 @@ typedef __m512i Vec;
 const int LANES = 8;          // output channels per vector
 const int MAX_VECS = 4;       // output channels per block: 32 (one group)
 const int TILE_BUDGET = 16;   // accumulators per block: vectors × pixels
+const int PEAK_CHAINS = 12;   // independent accumulators of the peak loop (fit the registers)
 inline Vec vzero() { return _mm512_setzero_si512(); }
 inline Vec vload(const uint64_t* p) { return _mm512_loadu_si512(p); }
 inline Vec vbroadcast(uint64_t a) { return _mm512_set1_epi64((long long)a); }
@@ -71,6 +72,7 @@ typedef __m256i Vec;
 const int LANES = 4;
 const int MAX_VECS = 2;
 const int TILE_BUDGET = 6;    // 16 registers: 6 accumulators, 2 weights, the popcount's constants
+const int PEAK_CHAINS = 4;
 inline Vec vzero() { return _mm256_setzero_si256(); }
 inline Vec vload(const uint64_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
 inline Vec vbroadcast(uint64_t a) { return _mm256_set1_epi64x((long long)a); }
@@ -103,6 +105,7 @@ typedef uint64_t Vec;
 const int LANES = 1;
 const int MAX_VECS = 4;
 const int TILE_BUDGET = 8;
+const int PEAK_CHAINS = 6;
 inline Vec vzero() { return 0; }
 inline Vec vload(const uint64_t* p) { return *p; }
 inline Vec vbroadcast(uint64_t a) { return a; }
@@ -325,9 +328,6 @@ EXPORT void JOIN(bimtdp_pack_, ISA)(const int64_t* args) {
 // The popcount peak: independent XOR-popcount-accumulate chains on registers and nothing else, the
 // conv's inner loop without its loads. Runs `iterations` × bimtdp_peak_macs_<isa>() binary MACs;
 // returns a checksum so that the loop is not removed.
-namespace {
-const int PEAK_CHAINS = 12;
-}
 
 EXPORT int64_t JOIN(bimtdp_peak_macs_, ISA)() { return (int64_t)PEAK_CHAINS * LANES * 64; }
 
