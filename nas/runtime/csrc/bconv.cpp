@@ -28,6 +28,13 @@ namespace {
 
 const int GROUP = 32;  // output channels per weight group (reference.GROUP)
 
+// Sign bits of x[k] - t[k] for k in [from, count), one at a time (t may be null: threshold 0).
+inline uint64_t pack_bits(const float* x, const float* t, int from, int count) {
+    uint64_t word = 0;
+    for (int k = from; k < count; ++k) word |= (uint64_t)((x[k] - (t ? t[k] : 0.0f)) >= 0.0f) << k;
+    return word;
+}
+
 #if defined(BIMTDP_ISA_AVX512)
 #define ISA avx512
 typedef __m512i Vec;
@@ -96,8 +103,7 @@ inline uint64_t pack_word(const float* x, const float* t, int count) {
         if (t) v = _mm256_sub_ps(v, _mm256_loadu_ps(t + k));
         word |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ)) << k;
     }
-    for (; k < count; ++k) word |= (uint64_t)((x[k] - (t ? t[k] : 0.0f)) >= 0.0f) << k;
-    return word;
+    return word | pack_bits(x, t, k, count);
 }
 #elif defined(BIMTDP_ISA_PORTABLE)
 #define ISA portable
@@ -112,11 +118,7 @@ inline Vec vbroadcast(uint64_t a) { return a; }
 inline void vstore(uint64_t* p, Vec v) { *p = v; }
 #define OPAQUE(v) __asm__ volatile("" : "+r"(v))
 inline Vec vxor_popcount_add(Vec acc, Vec a, Vec w) { return acc + (uint64_t)__builtin_popcountll(a ^ w); }
-inline uint64_t pack_word(const float* x, const float* t, int count) {
-    uint64_t word = 0;
-    for (int k = 0; k < count; ++k) word |= (uint64_t)((x[k] - (t ? t[k] : 0.0f)) >= 0.0f) << k;
-    return word;
-}
+inline uint64_t pack_word(const float* x, const float* t, int count) { return pack_bits(x, t, 0, count); }
 #else
 #error "define one of BIMTDP_ISA_AVX512, BIMTDP_ISA_AVX2, BIMTDP_ISA_PORTABLE"
 #endif
