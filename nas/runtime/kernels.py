@@ -10,7 +10,8 @@ Semantics (identical on every path): ``binary_conv2d`` computes
 ``F.conv2d(sign(x - threshold), sign(W), stride, padding)`` with zero padding (the padded value is
 0, a third value, as in the emulated layer), an exact integer; then ``× scale[o]``, ``+ bias[o]``,
 ``+ residual`` and RPReLU ``prelu(y - shift_in, slope) + shift_out``, one float32 op at a time.
-With only ``scale`` the output equals :class:`nas.binary.BinaryConv2d`'s eval forward bit for bit.
+With only ``scale`` the output equals :class:`nas.binary.BinaryConv2d`'s eval forward bit for bit;
+with the whole epilogue it equals those torch ops applied one after the other, also bit for bit.
 Outputs of the compiled paths are NCHW-shaped tensors in channels-last memory (what the kernel
 writes; ``torch`` ops accept it, and packing it again is fastest).
 """
@@ -247,8 +248,9 @@ def binary_conv2d(
     out = torch.empty(shape, dtype=torch.float32, memory_format=torch.channels_last)
     res = None if residual is None else residual.detach().to(torch.float32).contiguous(memory_format=torch.channels_last)
     shift_in, slope, shift_out = prelu if prelu is not None else (None, None, None)
+    bits = x.bits.contiguous()  # a local: the pointer must outlive the call
     _call(
-        "conv", path, x.bits.contiguous().data_ptr(), w.bits.data_ptr(), n, h, width, x.channels, o, kh, kw,
+        "conv", path, bits.data_ptr(), w.bits.data_ptr(), n, h, width, x.channels, o, kh, kw,
         stride, padding, *(_pointer(t) for t in (scale, bias, res, shift_in, slope, shift_out)), out.data_ptr(),
     )
     return out
