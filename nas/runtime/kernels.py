@@ -113,9 +113,9 @@ def _library() -> ctypes.CDLL | None:
     from nas.runtime import build
 
     library, reason = build.load()
-    if library is None:
-        warnings.warn(f"bimtdp kernels unavailable ({reason}); packed inference runs emulated",
-                      KernelFallbackWarning, stacklevel=3)
+    if library is None:  # one line on stderr: no source line to quote for a pseudo-location
+        warnings.warn_explicit(f"bimtdp kernels unavailable ({reason}); packed inference runs emulated",
+                               KernelFallbackWarning, "nas.runtime", 0, module=__name__)
     return library
 
 
