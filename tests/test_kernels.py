@@ -193,3 +193,34 @@ def test_without_a_compiler_everything_runs_emulated_after_one_warning(no_librar
     monkeypatch.setenv(ENV_ISA, "avx2")
     with pytest.raises(ConfigError, match="cannot run here; available: \\['emulated'\\]"):
         isa()
+
+
+@pytest.mark.parametrize("binarizer", [
+    {"binarizer.weight_scale": "channel", "binarizer.react": False},
+    {"binarizer.weight_scale": "none", "binarizer.react": True},
+], ids=["bireal", "react-unscaled"])
+def test_every_binary_conv_the_builder_makes_runs_packed_exactly(path: str, binarizer: dict) -> None:
+    """Each BinaryConv2d of an all-binary network (heads and PAD too), on the input it really gets."""
+    from nas.model import build
+    from nas.tasks import TaskSpec
+    from search_spaces import get_preset
+
+    torch.manual_seed(8)
+    arch = get_preset("bi-mtdp-naive").with_changes(**binarizer, width=0.25)
+    model = build(arch, (TaskSpec("semseg", 6, "semantic"), TaskSpec("depth", 1, "geometric"))).eval()
+    calls: list[tuple[BinaryConv2d, torch.Tensor, torch.Tensor]] = []
+    for module in model.modules():
+        if isinstance(module, BinaryConv2d):
+            if binarizer["binarizer.react"]:
+                module.binarize_input.threshold.data.normal_(0, 0.2)
+            module.register_forward_hook(lambda m, inputs, output: calls.append((m, inputs[0], output)))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    kinds = set()
+    for module, x, expected in calls:
+        params = binary_conv_params(module)
+        y = binary_conv2d(pack_activations(x, params.threshold), pack_weights(params.weight),
+                          stride=params.stride, padding=params.padding, scale=params.scale, bias=params.bias)
+        assert torch.equal(y, expected), module
+        kinds.add((module.kernel_size[0], params.stride, params.bias is not None))
+    assert kinds == {(3, 1, False), (3, 2, False), (1, 1, True)}  # 3×3 s1/s2, binary 1×1 heads with bias
