@@ -210,9 +210,15 @@ def _graph_bytes(model: "torch.nn.Module", example: "torch.Tensor", graph_format
     return buffer.getvalue()
 
 
-def _load_graph_bytes(data: bytes, graph_format: str) -> Any:
+def _load_graph_bytes(data: bytes, graph_format: str, where: str = "graph") -> Any:
+    """The callable graph in ``data``, after :func:`nas.graph_archive.check_graph_archive` accepted it."""
     import torch
 
+    from nas.graph_archive import check_graph_archive
+
+    if graph_format not in GRAPH_FILES:
+        raise ConfigError(f"{where}: unknown graph format {graph_format!r}; choose one of {list(GRAPH_FILES)}")
+    check_graph_archive(data, graph_format, where)
     if graph_format == "torch.export":
         return torch.export.load(io.BytesIO(data)).module()
     return torch.jit.load(io.BytesIO(data))
@@ -272,9 +278,21 @@ def load_graph(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     manifest = verify_export(path)
     graph = manifest.get("graph") or {}
-    if not graph.get("file"):
+    file = graph.get("file")
+    if not file:
         raise ConfigError(f"{path}: this export has no deployable graph ({graph.get('note', 'none written')})")
-    return _load_graph_bytes((path / graph["file"]).read_bytes(), graph["format"])
+    if file not in manifest["files"] or GRAPH_FILES.get(graph.get("format") or "") != file:
+        raise ConfigError(f"{path / 'manifest.json'}: the graph {file!r} ({graph.get('format')!r}) is not a listed graph file")
+    data = (path / file).read_bytes()
+    if _sha256(data) != manifest["files"][file].get("sha256"):  # the bytes loaded are the bytes checked
+        raise ConfigError(f"{path}: {file} does not match its sha256 in manifest.json (changed or corrupted)")
+    try:
+        return _load_graph_bytes(data, graph["format"], where=str(path / file))
+    except ConfigError:
+        raise
+    except Exception as error:  # a damaged archive torch cannot read: still one line
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"{path / file}: cannot load the graph ({type(error).__name__}: {first})") from None
 
 
 # ------------------------------------------------------------------------------------ writing
