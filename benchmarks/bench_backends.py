@@ -34,8 +34,8 @@ def _config(root: Path, study: str, fidelity: str) -> SearchConfig:
                         results_dir=str(root), seed=0)
 
 
-def _fresh(root: Path, study: str, fidelity: str, teacher: Path) -> Search:
-    shutil.copytree(teacher, root / study / "teacher")
+def _fresh(root: Path, study: str, fidelity: str) -> Search:
+    """A new study under ``root``: it finds the teacher cached there (results/teachers/)."""
     search = Search(_config(root, study, fidelity), log=lambda line: None)
     search.evaluator = Evaluator.for_config(search.config, log=lambda line: None)
     search.evaluator.prepare()  # loads the cached teacher: not part of the timed run
@@ -77,19 +77,18 @@ def main() -> None:
             tick = time.perf_counter()
             Evaluator.for_config(teacher_search.config, log=lambda line: None).prepare()
             teacher_s = time.perf_counter() - tick
-            teacher = root / f"teacher-{fidelity}" / "teacher"
 
-            local = _fresh(root, f"local-{fidelity}", fidelity, teacher)
+            local = _fresh(root, f"local-{fidelity}", fidelity)
             tick = time.perf_counter()
             local.run(trials=n)
             local_s = time.perf_counter() - tick
 
-            remote = _fresh(root, f"ray-{fidelity}", fidelity, teacher)
+            remote = _fresh(root, f"ray-{fidelity}", fidelity)
             tick = time.perf_counter()
             run_ray(remote, trials=n, options=RayOptions(concurrency=args.concurrency, cpus_per_trial=1))
             ray_s = time.perf_counter() - tick
 
-            single = _fresh(root, f"ray1-{fidelity}", fidelity, teacher)
+            single = _fresh(root, f"ray1-{fidelity}", fidelity)
             run_ray(single, trials=min(n, 3), options=RayOptions(concurrency=1, cpus_per_trial=1))
             assert _finished(local) == _finished(remote) == n
             print(f"{fidelity:8s} {n:6d} {teacher_s:9.1f} {3600 * n / local_s:9.0f} {3600 * n / ray_s:9.0f} "

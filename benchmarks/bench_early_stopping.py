@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -171,9 +170,6 @@ def main() -> None:
     Evaluator.for_config(teacher.config, log=lambda line: None).prepare()
     print(f"root {args.root}; teacher ready in {time.perf_counter() - tick:.0f} s; running both searches "
           f"for {args.minutes} min ...", flush=True)
-    for run in RUNS:
-        if not (args.root / run / "teacher").exists():
-            shutil.copytree(args.root / "teacher" / "teacher", args.root / run / "teacher")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     forwarded = ["--minutes", str(args.minutes), "--early-stopping", args.early_stopping, "--sampler", args.sampler,
                  "--seed", str(args.seed), "--space", args.space, "--fidelity", args.fidelity, "--root", str(args.root)]

@@ -462,11 +462,10 @@ def load_architecture(path: str | os.PathLike[str]) -> Architecture:
     Raises:
         ConfigError: the file is missing, unreadable, not JSON/YAML, or not a valid architecture.
     """
+    from nas.results import read_user_text
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read architecture file ({error.strerror or error})") from None
+    text = read_user_text(path, "architecture file")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

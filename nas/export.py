@@ -328,6 +328,15 @@ def _cost_record(arch: Architecture, dataset: str) -> tuple[dict[str, Any], Any]
     return record, model
 
 
+def _check_writable_target(exports_dir: Path, arch_id: str) -> None:
+    """Refuse, before any work, an ``exports/`` or ``exports/<id>`` that is a file or a broken link."""
+    for path in (exports_dir, exports_dir / arch_id):
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(f"{path} is a broken symbolic link (to {os.readlink(path)}); remove it or point it at a folder")
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} exists and is not a folder; remove it to export there")
+
+
 def _replace_dir(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, removed after."""
     aside = None
@@ -378,6 +387,7 @@ def export_architecture(
     from nas.data import dataset_meta
 
     exports_dir = Path(exports_dir)
+    _check_writable_target(exports_dir, arch.id)
     cost, model = _cost_record(arch, dataset)
     files: dict[str, bytes] = {
         "arch.json": (json.dumps(arch.to_dict(), indent=2) + "\n").encode("utf-8"),
@@ -468,6 +478,8 @@ def export_trials(
         path = directory / "weights" / f"{trial.user_attrs['arch_id']}.pt"
         if weights and not path.is_file():
             missing.append((trial, path))
+    for trial in trials:
+        _check_writable_target(directory / "exports", trial.user_attrs["arch_id"])
     if missing:
         trial, path = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

@@ -12,7 +12,7 @@ writes those attributes onto the *same* Optuna trial (``_ot_trials[tune_id]``) b
 Ray search exactly like a local one.
 
 The teacher reaches the workers through Ray's object store: its cache folder (``key.json``,
-``weights.pt``, ``metrics.json``) is put there once and written into ``<study>/teacher`` on any node
+``weights.pt``, ``metrics.json``) is put there once and written into ``<results>/teachers/<dataset>-<fidelity>-seed<N>`` on any node
 that lacks it, where :meth:`nas.train.Teacher.load_or_train` finds it; it is never retrained.
 
 Early stopping (``SearchConfig.early_stopping``): the worker reports each rung it reaches with
@@ -161,7 +161,7 @@ def run_ray(
 
             search.evaluator = Evaluator.for_config(search.config, device=search.device, log=search.log)
         search.evaluator.prepare()
-        teacher = _read_teacher(search.config.directory / "teacher")
+        teacher = _read_teacher(search.evaluator.teacher_dir)
         try:
             _fit(search, study, teacher, trials=trials, timeout=timeout, options=options, factory=evaluator_factory)
         finally:
@@ -451,7 +451,9 @@ def _worker_search(setup: dict[str, Any]) -> Any:
     config = setup["config"]
     cache_key = json.dumps([config.to_dict(), setup["device"]], sort_keys=True, default=str)
     if cache_key not in _WORKER_SEARCH:
-        _materialise_teacher(setup["teacher"], Path(config.directory) / "teacher")
+        from nas.trial import Evaluator
+
+        _materialise_teacher(setup["teacher"], Evaluator.for_config(config).teacher_dir)
         search = Search(config, log=lambda line: None, device=setup["device"])
         if setup.get("factory") is not None:
             search.evaluator = setup["factory"](config, setup["device"])

@@ -106,8 +106,11 @@ class SearchConfig:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {list(SAMPLERS)}")
         objectives = tuple(o.name for o in parse_objectives(list(self.objectives)))
-        if self.max_ops is not None and not (isinstance(self.max_ops, (int, float)) and self.max_ops > 0):
-            raise ConfigError(f"max_ops must be a positive number, got {self.max_ops!r}")
+        if self.max_ops is not None and not (
+            isinstance(self.max_ops, (int, float)) and not isinstance(self.max_ops, bool)
+            and math.isfinite(self.max_ops) and self.max_ops > 0
+        ):
+            raise ConfigError(f"--max-ops must be a positive finite number of OPs, got {self.max_ops!r}")
         rule = parse_early_stopping(self.early_stopping)
         return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
                                "early_stopping": None if rule is None else rule.spec()})
@@ -451,7 +454,8 @@ def load_existing(study: str, *, storage: str | None = None, results_dir: str | 
     if storage is None:
         database = directory / "study.db"
         if not database.is_file():
-            raise ConfigError(f"no study {study!r}: {database} does not exist (run `bimtdp search --study {study}` first)")
+            where = f" --results-dir {results_dir}" if results_dir else ""
+            raise ConfigError(f"no study {study!r}: {database} does not exist (run `bimtdp search --study {study}{where}` first)")
         storage = f"sqlite:///{database}"
     opened = open_storage(storage)
     try:

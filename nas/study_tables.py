@@ -42,6 +42,8 @@ _LEGACY_COLUMNS: dict[str, str] = {
     "arch.weight_scale": "arch.binarizer.weight_scale",
     "arch.react": "arch.binarizer.react",
 }
+#: Trial numbers and step counts: whole numbers with gaps, so pandas' nullable Int64 (written "29", not "29.0").
+_INTEGER_COLUMNS = ("steps", "duplicate_of", "pruned_at_step")
 
 
 def flat_architecture(arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +100,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["number", "state", *_VALUE_COLUMNS, "feasible", "arch_id", "preset"])
+    for column in _INTEGER_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
     return frame.sort_values("number").reset_index(drop=True)
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "load_data",
     "resolve_device",
     "set_threads",
+    "teacher_dir",
 ]
 
 #: λ_ds: weight of the deep-supervision losses on the initial predictions (PAD-Net: 1).
@@ -459,6 +460,15 @@ def fit(
 FEATURE_BANK_BYTES: int = 512 * 2**20
 #: Bump when the trainer changes in a way that makes cached teachers stale.
 TEACHER_FORMAT = 1
+
+
+def teacher_dir(results_root: str | Path, dataset: str, fidelity: str, seed: int) -> Path:
+    """Where the FP teacher of (dataset, fidelity, seed) is cached under a results root.
+
+    One place for every study and for ``bimtdp train``, so retraining an export at its study's
+    fidelity reuses the study's teacher; the cache's key.json still decides whether it fits.
+    """
+    return Path(results_root) / "teachers" / f"{dataset}-{fidelity}-seed{int(seed)}"
 
 
 class Teacher:

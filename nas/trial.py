@@ -96,11 +96,16 @@ class Evaluator:
             # export sees the search's data); the seed changes initialisation and batch order.
             self.dataset, self.fidelity, root=self.data_root, cache_dir=self.directory / "cache", device=device
         )
-        teacher = Teacher.load_or_train(
-            self.directory / "teacher", train, val, self.fidelity, seed=self.seed, device=device, log=self.log
-        )
+        teacher = Teacher.load_or_train(self.teacher_dir, train, val, self.fidelity, seed=self.seed, device=device, log=self.log)
         self._state = {"device": device, "train": train, "val": val, "teacher": teacher}
         self.log(f"data and teacher ready in {time.perf_counter() - started:.1f} s")
+
+    @property
+    def teacher_dir(self) -> Path:
+        """The teacher cache shared by every study under the same results root (see nas.train.teacher_dir)."""
+        from nas.train import teacher_dir
+
+        return teacher_dir(self.directory.parent, self.dataset, self.fidelity.name, self.seed)
 
     @property
     def teacher(self):

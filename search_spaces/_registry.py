@@ -52,11 +52,12 @@ def _read_yaml(path: str | os.PathLike[str]) -> SearchSpace:
     """Read a space file (parsed with ``yaml.safe_load``); see :func:`space_from_dict` for the keys."""
     import yaml
 
+    from nas.results import read_user_text
+
     path = Path(path)
+    text = read_user_text(path, "space file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read space file ({error.strerror or error})") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
     try:

@@ -33,17 +33,21 @@ def smoke_config(tmp_path, study: str, **changes) -> SearchConfig:
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    """The smoke FP teacher, trained once for the module; each study gets a copy of its cache."""
+    """The smoke FP teacher, trained once for the module; each results root gets a copy of its cache."""
     from nas.trial import Evaluator
 
     tmp_path = tmp_path_factory.mktemp("teacher")
-    Evaluator.for_config(smoke_config(tmp_path, "t"), log=lambda line: None).prepare()
-    return tmp_path / "t" / "teacher"
+    evaluator = Evaluator.for_config(smoke_config(tmp_path, "t"), log=lambda line: None)
+    evaluator.prepare()
+    return evaluator.teacher_dir
 
 
 def seeded(tmp_path, study: str, teacher) -> SearchConfig:
-    shutil.copytree(teacher, tmp_path / study / "teacher")
-    return smoke_config(tmp_path, study)
+    from nas.trial import Evaluator
+
+    config = smoke_config(tmp_path, study)
+    shutil.copytree(teacher, Evaluator.for_config(config).teacher_dir, dirs_exist_ok=True)
+    return config
 
 
 def failing_factory(broken: str):

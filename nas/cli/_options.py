@@ -7,7 +7,10 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_dataset", "add_json", "add_ray", "add_results_dir", "add_study", "print_json", "ray_options"]
+__all__ = [
+    "add_dataset", "add_device", "add_json", "add_ray", "add_results_dir", "add_study", "add_subverb", "print_json",
+    "ray_options",
+]
 
 
 def add_study(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -24,6 +27,17 @@ def add_dataset(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synth", help="synth (embedded), nyud or pascal (default: synth)")
     parser.add_argument("--data-root", "--root", dest="data_root", metavar="PATH",
                         help="folder of a real dataset (nyud: NYUD_MT, pascal: PASCAL_MT)")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to train (default: auto = cuda when available)")
+
+
+def add_subverb(actions: Any, name: str, *, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A sub-verb (``bimtdp data preview``, ``bimtdp bench compare``) whose --help ends with examples."""
+    return actions.add_parser(name, help=help, description=description, epilog="examples:\n" + examples.rstrip(),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_results_dir(parser: argparse.ArgumentParser) -> None:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.cli._options import add_dataset, add_json, add_ray, add_results_dir, print_json, ray_options
+from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, add_subverb, print_json, ray_options
 from nas.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    tab = actions.add_parser("tabulate", help="train every architecture of a space once and write the table",
-                             description="Train every architecture of a space once; write one row per architecture.")
+    tab = add_subverb(actions, "tabulate", help="train every architecture of a space once and write the table",
+                      description="Train every architecture of a space once; write one row per architecture.",
+                      examples="  bimtdp bench tabulate --space mini --fidelity quick --out benchmarks/tables/mini-quick.csv\n"
+                               "  bimtdp bench tabulate --space mini --fidelity smoke --backend ray --concurrency 2\n")
     tab.add_argument("--space", default="mini", help="a space small enough to enumerate (default: mini)")
     add_dataset(tab)
     tab.add_argument("--fidelity", default="quick", help="smoke, quick, proxy or full (default: quick)")
@@ -34,13 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tab.add_argument("--study", metavar="NAME", help="study that holds the runs (default: bench-<space>-<fidelity>)")
     tab.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
     tab.add_argument("--out", metavar="PATH", help="table file, .csv or .parquet (default: results/<study>/table.csv)")
-    tab.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    add_device(tab)
     add_ray(tab)
     add_results_dir(tab)
     add_json(tab)
 
-    cmp = actions.add_parser("compare", help="replay samplers against a table and measure their HV regret",
-                             description="Replay samplers against a table (lookups, no training).")
+    cmp = add_subverb(actions, "compare", help="replay samplers against a table and measure their HV regret",
+                      description="Replay samplers against a table (lookups, no training).",
+                      examples="  bimtdp bench compare --table benchmarks/tables/mini-quick.csv\n"
+                               "  bimtdp bench compare --table benchmarks/tables/mini-quick.csv --samplers random,tpe --trials 50 "
+                               "--seeds 5 --json\n"
+                               "  bimtdp bench compare --table benchmarks/tables/mini-quick.csv --early-stopping sh:eta=2,rungs=1\n")
     cmp.add_argument("--table", required=True, metavar="PATH", help="a table written by `bimtdp bench tabulate`")
     cmp.add_argument("--samplers", default="random,nsga2,tpe,gp", help="comma-separated (default: random,nsga2,tpe,gp)")
     cmp.add_argument("--trials", type=int, default=100, metavar="N", help="trials per replay (default: 100)")

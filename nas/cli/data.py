@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nas.cli._options import add_dataset
+from nas.cli._options import add_dataset, add_subverb
 
 __all__ = ["add_arguments", "run"]
 
@@ -21,10 +21,13 @@ PREVIEW_SIDE = 128
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_verb", metavar="SUBVERB", required=True)
-    p = sub.add_parser(
-        "preview",
+    p = add_subverb(
+        sub, "preview",
         help="write a PNG montage of images and their labels",
         description="Write a PNG montage: one row per image, columns image + each task's label.",
+        examples="  bimtdp data preview --dataset synth --out synth.png\n"
+                 "  bimtdp data preview --dataset synth --resolution 64 --count 8 --split val --out val64.png\n"
+                 "  bimtdp data preview --dataset nyud --data-root /data/NYUD_MT --resolution 240 320 --out nyud.png --json\n",
     )
     add_dataset(p)
     p.add_argument("--out", required=True, help="PNG file to write")

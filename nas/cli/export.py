@@ -16,6 +16,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import math
 
 from nas.cli._options import add_json, add_results_dir, add_study, print_json
 
@@ -27,8 +28,8 @@ def _number(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number: {text!r}")
     return value
 
 

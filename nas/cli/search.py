@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_dataset, add_json, add_ray, add_results_dir, print_json, ray_options
+from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, print_json, ray_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop unpromising trials at rungs of their training budget: sh (successive halving "
                              "on non-dominated rank; = sh:eta=2,rungs=2, rungs at 1/4 and 1/2 of the steps), "
                              "sh:eta=N,rungs=K[,grace=G], or none (default: none); pruned trials count in --trials")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    add_device(parser)
     add_ray(parser)
     add_results_dir(parser)
     add_json(parser)

@@ -2,7 +2,9 @@
 
 This is also how an exported architecture is retrained at ``full`` fidelity. The FP teacher
 (``mtdp-fp`` at the same dataset, fidelity and seed) is the KD source and the Δm reference; it is
-trained once and cached (``--teacher-dir``, default ``<results>/teachers/<dataset>-<fidelity>-seed<N>``).
+trained once and cached (``--teacher-dir``, default ``<results>/teachers/<dataset>-<fidelity>-seed<N>``,
+the same cache a search under that results root uses, so retraining an export at its study's
+fidelity does not retrain the teacher).
 Budgets are optimiser steps, never wall time. Bad input exits 2; a run that diverges (NaN/inf loss)
 exits 1 with the step and the reason.
 
@@ -19,7 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-from nas.cli._options import add_dataset
+from nas.cli._options import add_dataset, add_device
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
     add_dataset(parser)
     parser.add_argument("--seed", type=int, default=0, help="initialisation, batch order and teacher seed (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
+    add_device(parser)
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
     parser.add_argument("--teacher-dir", metavar="DIR", help="where the FP teacher is cached")
     parser.add_argument("--no-teacher", action="store_true", help="no teacher: no KD, no Δm")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.cost import count
     from nas.model import build
     from nas.results import atomic_write_bytes, atomic_write_json, results_root
-    from nas.train import Teacher, TrainingError, fit, load_data, resolve_device, set_threads
+    from nas.train import Teacher, TrainingError, fit, load_data, resolve_device, set_threads, teacher_dir
 
     device = resolve_device(args.device)
     set_threads(args.threads)
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     train, val = load_data(args.dataset, fidelity, root=args.data_root, seed=0, cache_dir=args.cache_dir, device=device)
     teacher = None
     if not args.no_teacher:
-        directory = args.teacher_dir or results_root(args.results_dir) / "teachers" / f"{meta.name}-{fidelity.name}-seed{args.seed}"
+        directory = args.teacher_dir or teacher_dir(results_root(args.results_dir), meta.name, fidelity.name, args.seed)
         teacher = Teacher.load_or_train(directory, train, val, fidelity, seed=args.seed, device=device, log=log)
     try:
         result, model = fit(arch, train, val, fidelity, teacher=teacher, seed=args.seed, device=device, log=log)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.cli._options import add_json, add_results_dir, add_study, print_json
+from nas.cli._options import add_device, add_json, add_results_dir, add_study, print_json
 
 __all__ = ["add_arguments", "join", "run"]
 
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", help="tpe, nsga2, gp or random (default: the study's, from its config.yaml, else tpe)")
     parser.add_argument("--early-stopping", metavar="RULE",
                         help="sh, sh:eta=N,rungs=K[,grace=G] or none (default: the study's, as created by search)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    add_device(parser)
     add_results_dir(parser)
     add_json(parser)
 
