@@ -15,7 +15,7 @@ from analysis.hypervolume import DECLARED_REFERENCE, default_reference, hypervol
 from analysis.importance import compute_importances, importance_table
 from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import DEFAULT_OBJECTIVES, Objective, ObjectiveLike
-from analysis.pareto import evaluated_trials, knee_point, non_dominated_sort, pareto_front, pareto_mask
+from analysis.pareto import evaluated_trials, front_members, knee_point, non_dominated_sort, pareto_front, pareto_mask
 from analysis.tradeoff import TradeoffData, tradeoff_data
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "compute_importances",
     "default_reference",
     "evaluated_trials",
+    "front_members",
     "hypervolume",
     "hypervolume_history",
     "importance_table",

@@ -24,6 +24,7 @@ from analysis.objectives import ObjectiveLike, cost_index, directions_of, is_log
 __all__ = [
     "as_bool",
     "evaluated_trials",
+    "front_members",
     "knee_point",
     "non_dominated_sort",
     "pareto_front",
@@ -192,6 +193,24 @@ def pareto_front(
         return candidates
     mask = pareto_mask(objective_values(candidates, objectives), directions_of(objectives))
     return _sort_by_cost(candidates.loc[mask], objectives)
+
+
+def front_members(
+    trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], *, feasible_only: bool = True
+) -> pd.DataFrame:
+    """The Pareto front as architectures: :func:`pareto_front` with one row per ``arch_id``.
+
+    A duplicate trial (the sampler proposed an architecture again; ``duplicate_of`` names the
+    first) shares its twin's values, weights and export, so it is one member, not two. The row kept
+    is the first in front order (cheapest, then lowest trial number). Every verb that counts,
+    lists or exports the front (pareto.csv/json, ``search``, ``pareto``, ``status``, ``export``,
+    the report) uses this definition.
+    """
+    front = pareto_front(trials, objectives, feasible_only=feasible_only)
+    if "arch_id" not in front.columns:
+        return front
+    ids = front["arch_id"].fillna("").astype(str)
+    return front.loc[(ids == "") | ~ids.duplicated(keep="first")]
 
 
 def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.Series:

@@ -36,7 +36,7 @@ from analysis.hypervolume import default_reference, hypervolume_history
 from analysis.importance import MIN_TRIALS_FOR_IMPORTANCE, compute_importances, importance_table
 from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import Objective, ObjectiveLike, cost_index, is_log, label_of, objective_values, short_of
-from analysis.pareto import pareto_front
+from analysis.pareto import front_members
 from analysis.tradeoff import TradeoffData, tradeoff_data
 
 if TYPE_CHECKING:
@@ -580,7 +580,7 @@ def plot_all(
     if histories is not None:
         attempt("hypervolume", lambda p: plot_hypervolume(histories, p, objectives=objectives, reference=reference))
 
-    front = pareto_front(trials, objectives)
+    front = front_members(trials, objectives)
     attempt("task_metrics", lambda p: plot_task_metrics(front, p, cost=cost))
     attempt("architectures", lambda p: plot_architecture_grid(front, p, cost=cost))
 

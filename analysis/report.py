@@ -21,7 +21,7 @@ import pandas as pd
 from analysis.architecture import si_format
 from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
-from analysis.pareto import knee_point, pareto_front
+from analysis.pareto import front_members, knee_point
 
 __all__ = ["PLOT_CAPTIONS", "ReportData", "RunSummary", "render_report", "report_data"]
 
@@ -134,7 +134,7 @@ def report_data(
         skipped_plots: plot name → why it was not drawn.
     """
     objectives = tuple(objectives)
-    front = pareto_front(trials, objectives, feasible_only=True)
+    front = front_members(trials, objectives, feasible_only=True)
     knee = None
     if len(objectives) == 2 and not front.empty:
         knee = int(knee_point(front, objectives)["number"])

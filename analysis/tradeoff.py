@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.objectives import ObjectiveLike, cost_index, objective_values
-from analysis.pareto import as_bool, evaluated_trials, knee_point, pareto_front
+from analysis.pareto import as_bool, evaluated_trials, front_members, knee_point
 
 __all__ = ["TradeoffData", "tradeoff_data"]
 
@@ -72,7 +72,7 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
     feasible_flags = as_bool(evaluated["feasible"]) if "feasible" in evaluated.columns else pd.Series(True, evaluated.index)
     feasible = evaluated.loc[feasible_flags.to_numpy()]
     infeasible = evaluated.loc[~feasible_flags.to_numpy()]
-    front = pareto_front(trials, pair, feasible_only=True)
+    front = front_members(trials, pair, feasible_only=True)
     knee = knee_point(front, pair) if len(front) else None
     if "preset" in evaluated.columns:
         presets = evaluated.loc[evaluated["preset"].fillna("").astype(str) != ""]

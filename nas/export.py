@@ -117,7 +117,8 @@ def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: S
     """
     import optuna
 
-    from analysis.pareto import knee_point, pareto_front
+    from analysis.pareto import knee_point
+    from nas.study_tables import front_frame
     from nas.study_tables import trials_frame
 
     trials = study.get_trials(deepcopy=False)
@@ -143,7 +144,7 @@ def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: S
         best = under.sort_values(["delta_m", "ops", "number"], ascending=[False, True, True]).iloc[0]
         return [trials[int(best["number"])]]
 
-    front = pareto_front(frame, objectives, feasible_only=True)
+    front = front_frame(frame, objectives)
     if front.empty:
         raise ConfigError(f"study {study.study_name!r} has no complete feasible trial: its Pareto front is empty")
     if selection.knee:
@@ -151,13 +152,7 @@ def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: S
             raise ConfigError(f"--knee needs a study with two objectives; this one has {[o.name for o in objectives]}")
         knee = knee_point(front, objectives)
         return [trials[int(knee["number"])]]
-    seen: set[str] = set()
-    chosen_trials = []
-    for number, arch_id in zip(front["number"], front["arch_id"]):
-        if arch_id not in seen:  # a duplicate trial shares its twin's architecture and weights
-            seen.add(arch_id)
-            chosen_trials.append(trials[int(number)])
-    return chosen_trials
+    return [trials[int(number)] for number in front["number"]]  # one per architecture (front_frame)
 
 
 # ------------------------------------------------------------------------------------ graph

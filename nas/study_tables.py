@@ -107,10 +107,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
-    """The non-dominated COMPLETE and feasible trials, sorted by their first cost objective."""
-    from analysis.pareto import pareto_front
+    """The front's members: non-dominated COMPLETE feasible trials, one per architecture, cheapest first."""
+    from analysis.pareto import front_members
 
-    return pareto_front(trials, objectives, feasible_only=True)
+    return front_members(trials, objectives, feasible_only=True)
 
 
 def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: str | Path) -> pd.DataFrame:
@@ -124,16 +124,18 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
     members = []
     for _, row in front.iterrows():
         trial = by_number[int(row["number"])]
+        exported = (out_dir / "exports" / str(row["arch_id"]) / "manifest.json").is_file()
         members.append(
             {
                 "number": int(row["number"]),
                 "arch_id": row["arch_id"],
                 "preset": row["preset"],
                 "objectives": {o.name: row[o.column] for o in objectives},
-                "cost": {c: row[c] for c in _VALUE_COLUMNS if c in row},
+                "cost": {c: row[c] for c in COST_COLUMNS if c in row},
                 "metrics": trial.user_attrs.get("metrics", {}),
                 "arch": trial.user_attrs.get("arch"),
-                "export": f"exports/{row['arch_id']}",
+                "exported": exported,
+                "export": f"exports/{row['arch_id']}" if exported else None,
             }
         )
     atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], "front": members})

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.export import Selection, export_trials, select_trials
     from nas.results import study_dir
     from nas.search import load_existing
+    from nas.study_tables import write_tables
 
     directory = study_dir(args.study, args.results_dir)
     study, config, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     results = export_trials(
         study, config, chosen, directory, weights=not args.no_weights, graph=not (args.no_graph or args.no_weights)
     )
+    write_tables(study, objectives, directory)  # pareto.json says which front members are exported now
     if args.json:
         print_json({"study": args.study, "exports": [r.to_dict() for r in results]})
         return 0

@@ -1,4 +1,8 @@
-"""Show how a study stands: trials by state, best values, Pareto size, elapsed time.
+"""Show how a study stands: trials by state, the best trial per objective, Pareto size, elapsed time.
+
+Each "highest"/"lowest" line names one trial and gives all its objectives, so two lines are two
+architectures. The FP reference (the mtdp-fp preset, the teacher's architecture) is listed on its
+own: its Δm is 0 by definition, so it is left out of "highest delta_m".
 
 examples:
   bimtdp status --study demo
@@ -19,19 +23,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    import optuna
+def _describe(row, objectives) -> dict:
+    """One trial as status shows it: number, what it is, and every objective's value."""
+    return {
+        "trial": int(row["number"]),
+        "preset": row.get("preset") or "",
+        "arch_id": row.get("arch_id") or "",
+        "values": {o.name: float(row[o.column]) for o in objectives},
+    }
 
+
+def _best(frame, objectives) -> dict:
+    """Per objective, the complete feasible trial best at it; Δm leaves out the FP reference (0 by definition)."""
+    from analysis.hypervolume import FP_PRESET
+    from analysis.pareto import evaluated_trials
+
+    candidates = evaluated_trials(frame, objectives, feasible_only=True)
+    best = {}
+    for objective in objectives:
+        pool = candidates
+        if objective.name == "delta_m":
+            pool = pool[pool["preset"].fillna("").astype(str) != FP_PRESET]
+        if pool.empty:
+            best[objective.name] = None
+            continue
+        ranked = pool.sort_values([objective.column, "number"], ascending=[objective.direction == "minimize", True])
+        best[objective.name] = _describe(ranked.iloc[0], objectives)
+    return best
+
+
+def _reference(frame, objectives) -> dict | None:
+    from analysis.hypervolume import FP_PRESET
+
+    rows = frame[(frame["state"] == "COMPLETE") & (frame["preset"].fillna("").astype(str) == FP_PRESET)]
+    return None if rows.empty else _describe(rows.sort_values("number").iloc[0], objectives)
+
+
+def _line(label: str, entry: dict | None, objectives) -> str:
+    if entry is None:
+        return f"{label}: none yet"
+    name = entry["preset"] or f"arch {entry['arch_id']}"
+    values = ", ".join(f"{o.name} {entry['values'][o.name]:.4g}" for o in objectives)
+    return f"{label}: trial {entry['trial']} ({name}): {values}"
+
+
+def run(args: argparse.Namespace) -> int:
     from nas.search import load_existing
+    from nas.study_tables import front_frame, trials_frame
 
     study, config, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = {}
-    for i, objective in enumerate(objectives):
-        pick = max if objective.direction == "maximize" else min
-        best[objective.name] = pick((t.values[i] for t in complete), default=None)
+    frame = trials_frame(study)
+    best = _best(frame, objectives) if len(frame) else {o.name: None for o in objectives}
+    reference = _reference(frame, objectives) if len(frame) else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     elapsed = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
@@ -41,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         "trials": len(trials),
         "states": dict(states),
         "best": best,
-        "pareto_size": len(study.best_trials) if complete else 0,
+        "reference": reference,
+        "pareto_size": len(front_frame(frame, objectives)) if len(frame) else 0,
         "elapsed_seconds": elapsed,
         "training_seconds": compute,
         "config": config,
@@ -50,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(status)
         return 0
     print(f"study {study.study_name}: {len(trials)} trials  " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
-    print("best: " + "  ".join(f"{k} {v:.4g}" if v is not None else f"{k} -" for k, v in best.items()))
+    if reference is not None:
+        print(_line("FP reference (the teacher's architecture; its Δm is 0 by definition)", reference, objectives))
+    for objective in objectives:
+        label = "highest" if objective.direction == "maximize" else "lowest"
+        print(_line(f"{label} {objective.name}", best[objective.name], objectives))
     print(f"Pareto front: {status['pareto_size']} architectures")
     print(f"elapsed {elapsed:.0f} s (first start to last finish), training {compute:.0f} s")
     return 0

@@ -11,6 +11,7 @@ exits 1 with the step and the reason.
 examples:
   bimtdp train --preset bi-mtdp-f --fidelity quick
   bimtdp train --arch results/demo/exports/3f2a9c1d07/arch.json --fidelity full --out retrained/
+  bimtdp train --arch retrained/arch.json --fidelity full --seed 1 --out retrained/ --force
   bimtdp train --preset bi-mtdp-naive --fidelity smoke --no-teacher --json
   bimtdp train --preset mtdp-fp --fidelity proxy --device cuda --seed 1
 """
@@ -40,8 +41,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-teacher", action="store_true", help="no teacher: no KD, no Δm")
     parser.add_argument("--cache-dir", metavar="DIR", help="synth: keep rendered scenes here between runs")
     parser.add_argument("--results-dir", metavar="DIR", help="results root (default: $BIMTDP_RESULTS or ./results)")
-    parser.add_argument("--out", metavar="DIR", help="also write arch.json, metrics.json and weights.pt here")
+    parser.add_argument("--out", metavar="DIR",
+                        help="also write arch.json, metrics.json and weights.pt here (a new or empty folder, "
+                             "or one holding an earlier `train --out` with --force)")
+    parser.add_argument("--force", action="store_true", help="let --out replace the files of an earlier run")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+_OUT_FILES = ("arch.json", "metrics.json", "weights.pt")
+
+
+def _check_out(out: str, *, force: bool) -> None:
+    """Refuse, before training, an --out that is a file or a folder whose results would be overwritten."""
+    from pathlib import Path
+
+    from nas.errors import ConfigError
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"--out {out}: is a broken symbolic link")
+    present = [name for name in _OUT_FILES if (path / name).exists()]
+    if present and not force:
+        raise ConfigError(f"--out {out}: already holds {', '.join(present)} of an earlier run; "
+                          "add --force to replace them, or choose another folder")
+    blocking = [name for name in _OUT_FILES if (path / name).is_dir()]
+    if blocking:
+        raise ConfigError(f"--out {out}: {blocking[0]} is a folder; cannot write the file there")
 
 
 def _architecture(args: argparse.Namespace) -> tuple[str, Any]:
@@ -78,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     meta = dataset_meta(args.dataset)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.out:
+        _check_out(args.out, force=args.force)
 
     import json
     from pathlib import Path
