@@ -7,13 +7,15 @@ An export is one folder, ``results/<study>/exports/<arch-id>/``::
     cost.json       the full cost report at the dataset's cost resolution, per-module table included
     metrics.json    the trial's metrics, Δm, fidelity, study and trial number
     model.pt2       the deployable graph (torch.export), or model.ts (TorchScript) when export fails
-    manifest.json   sha256 and size of every file above, the arch id, the dataset, the graph format
+    README.md       the graph's input and output contract in words, and what the checks below prove
+    manifest.json   sha256 and size of every file above, the arch id, the dataset, the graph format,
+                    the input contract (ImageNet-normalised RGB, sides) and each output's meaning
 
 Deployable graph. The binary layers use custom ``torch.autograd.Function`` s (sign with a surrogate
 gradient, weight binarization). In eval mode under ``torch.no_grad`` only their ``forward`` runs,
 and ``torch.export`` traces straight through it into plain ATen ops (``ge``/``where`` for sign,
 ``abs``/``mean``/``mul`` for the weight scale): the graph saves, loads without our code, runs with
-a dynamic batch and any input side that is a multiple of 32, and reproduces the eager outputs
+a dynamic batch and any input side that is a multiple of 32 from 64 (:data:`MIN_SIDE`), and reproduces the eager outputs
 exactly. It is tried first. ``torch.jit.trace`` of the same network records each Function as a
 ``prim::PythonOp`` that cannot be serialised ("Could not export Python function call
 '_BinarizeWeight'"), so the TorchScript fallback traces a *folded* copy instead: latent weights
@@ -22,6 +24,11 @@ in a buffer, so the copy computes the eval arithmetic of :meth:`BinaryConv2d.sca
 estimators replaced by the plain :func:`nas.binary.sign`. Either graph is
 checked against the eager model on a random input before it is written; a graph that fails the
 check is not shipped (the manifest says why).
+
+Trust. The manifest's sha256 list has no key: it catches damage, not an editor, who can recompute
+it. So reading never executes code from the folder: weights load with ``weights_only=True`` and
+:func:`load_graph` passes the graph through :func:`nas.graph_archive.check_graph_archive` before
+``torch.export.load`` (which would otherwise unpickle, ``eval`` and ``exec`` what the archive holds).
 
 Writes are atomic: the folder is assembled under a temporary name inside ``exports/`` and renamed
 into place; an existing export of the same id is moved aside first and removed after the rename.
@@ -66,6 +73,79 @@ EXPORT_VERSION = 1
 GRAPH_FILES = {"torch.export": "model.pt2", "torchscript": "model.ts"}
 #: A graph must reproduce the eager outputs this closely (both run the same ATen ops in the same order).
 GRAPH_TOLERANCE = 1e-4
+#: Input sides the graph accepts: multiples of 32 (five stride-2 stages) from 64 to 4096. 32 itself
+#: is out: the last stage would be 1 pixel wide, and torch.export specialises a dimension of size 1,
+#: so a graph traced with dynamic sides cannot also take it (the eager network can).
+SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE = 32, 64, 4096
+
+
+def graph_contract(dataset: str) -> dict[str, Any]:
+    """What the deployable graph takes and returns (written into manifest.json and README.md)."""
+    from nas.data import dataset_meta
+    from nas.data._common import IMAGENET_MEAN, IMAGENET_STD
+    from nas.tasks import get_task
+
+    meta = dataset_meta(dataset)
+    return {
+        "input": {
+            "layout": "float32 tensor [N, 3, H, W], RGB",
+            "normalisation": "pixel / 255, then (x - mean) / std per channel (ImageNet statistics)",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "channels": 3,
+            "side_multiple_of": SIDE_MULTIPLE,
+            "min_side": MIN_SIDE,
+            "max_side": MAX_SIDE,
+            "max_batch": 4096,
+            "cost_resolution": list(meta.cost_resolution),
+        },
+        "outputs": {
+            spec.name: {
+                "channels": spec.channels,
+                "raw": get_task(spec.name).raw_output,
+                "decoded": get_task(spec.name).decoded_output,
+                **({"classes": list(meta.class_names)} if spec.name == "semseg" and meta.class_names else {}),
+            }
+            for spec in meta.tasks
+        },
+    }
+
+
+def _readme(arch: Architecture, dataset: str, contract: Mapping[str, Any], graph_format: str | None) -> str:
+    """README.md of an export folder: the contract in words, and what the folder's checks prove."""
+    source = contract["input"]
+    lines = [
+        f"# Export of architecture {arch.id} ({dataset})",
+        "",
+        "Files: arch.json (the architecture), weights.pt (state_dict; `torch.load(..., weights_only=True)`),",
+        "cost.json, metrics.json, " + (f"{GRAPH_FILES[graph_format]} (the deployable graph, {graph_format}), " if graph_format else "")
+        + "manifest.json (sha256 of every file).",
+        "",
+        "## Input",
+        "",
+        f"- {source['layout']}; {source['normalisation']}:",
+        f"  mean {source['mean']}, std {source['std']}.",
+        f"- H and W multiples of {source['side_multiple_of']}, from {source['min_side']} to {source['max_side']}; batch 1 to {source['max_batch']}.",
+        f"- Costs (cost.json) are quoted at {source['cost_resolution'][0]}x{source['cost_resolution'][1]}.",
+        "",
+        "## Outputs: a dict {task: tensor} at the input's H x W",
+        "",
+    ]
+    lines += [f"- `{task}`: {out['raw']}; decoded: {out['decoded']}." for task, out in contract["outputs"].items()]
+    lines += [
+        "",
+        "`bimtdp predict --export <this folder> IMAGE...` writes the decoded predictions as PNG and .npy.",
+        "",
+        "## Trust",
+        "",
+        "The manifest's hashes detect accidental damage; they have no key, so they do not prove who",
+        "wrote the folder. Loading never runs code from it: weights.pt is read with weights_only=True,",
+        "and nas.export.load_graph refuses a graph archive holding pickled or native payloads or any",
+        "expression, guard or operator our exporter does not write. Running the graph runs its",
+        "torch operators on your inputs; treat a folder from elsewhere like any other program input.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -194,7 +274,8 @@ def _graph_bytes(model: "torch.nn.Module", example: "torch.Tensor", graph_format
             from torch.export import Dim
 
             # Batch ≥ 2 in the example: torch.export specialises a size-1 dimension to a constant.
-            sides = {2: 32 * Dim("h32", min=1, max=128), 3: 32 * Dim("w32", min=1, max=128)}
+            steps = {"min": MIN_SIDE // SIDE_MULTIPLE, "max": MAX_SIDE // SIDE_MULTIPLE}
+            sides = {2: SIDE_MULTIPLE * Dim("h32", **steps), 3: SIDE_MULTIPLE * Dim("w32", **steps)}
             program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: Dim("batch", min=1, max=4096), **sides}})
             torch.export.save(program, buffer)
         elif graph_format == "torchscript":
@@ -405,13 +486,15 @@ def export_architecture(
             graph_format, data, graph_note = build_graph(model, example, formats=graph_formats, probe_shape=probe_shape)
             if graph_format is not None:
                 files[GRAPH_FILES[graph_format]] = data
+    contract = graph_contract(dataset)
+    files["README.md"] = _readme(arch, dataset, contract, graph_format).encode("utf-8")
     manifest = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "arch_id": arch.id,
         "dataset": dataset,
         "tasks": list(dataset_meta(dataset).task_names),
-        "input": {"channels": 3, "side_multiple_of": 32, "cost_resolution": list(dataset_meta(dataset).cost_resolution)},
+        **contract,
         "torch": torch.__version__,
         "graph": {"format": graph_format, "file": GRAPH_FILES.get(graph_format or ""), "note": graph_note},
         "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},

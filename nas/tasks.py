@@ -129,6 +129,15 @@ class Task:
         grey = (target.detach().cpu()[0].numpy().clip(0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
 
+    #: What the raw head output is (an export's output contract), and what :meth:`decode` makes of it.
+    raw_output: ClassVar[str] = "raw head output [B, C, H, W]"
+    decoded_output: ClassVar[str] = "the raw output"
+
+    def decode(self, pred: Tensor) -> Tensor:
+        """The prediction a user reads from raw head output ``pred`` [B, C, H, W] (see ``decoded_output``);
+        :meth:`render` draws one of them."""
+        return pred
+
 
 def _masked_mean(values: Tensor, mask: Tensor, pred: Tensor) -> Tensor:
     """Mean of ``values`` where ``mask``; an all-invalid batch gives a zero that keeps the graph."""
@@ -165,6 +174,12 @@ class SegmentationTask(Task):
         """KL(teacher ‖ student) of the class distributions, summed over classes, mean over pixels."""
         return F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1).mean()
 
+    raw_output: ClassVar[str] = "class logits [B, C, H, W] (C classes, not softmaxed)"
+    decoded_output: ClassVar[str] = "class index per pixel [B, H, W] (argmax over C)"
+
+    def decode(self, pred: Tensor) -> Tensor:
+        return pred.argmax(dim=1)
+
     def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
         """A colour per class; ignored pixels black."""
         labels = target.detach().cpu().numpy().astype(np.int64)
@@ -184,15 +199,19 @@ class DepthTask(Task):
         check_shapes(pred, target, channels_must_match=True)
         return _masked_mean((pred - target).abs(), target > 0, pred)
 
+    raw_output: ClassVar[str] = "depth in the dataset's unit (metres) [B, 1, H, W], unclamped"
+    decoded_output: ClassVar[str] = "depth [B, 1, H, W], the raw output"
+
     def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
-        """Inverse depth in the magma colour map (near is bright); invalid pixels black."""
+        """Inverse depth in the magma colour map (near is bright); invalid (<= 0) pixels black."""
         import matplotlib
 
         d = target.detach().cpu()[0].numpy()
         valid = d > 0
         inv = np.where(valid, 1.0 / np.maximum(d, 1e-6), 0.0)
-        lo, hi = (inv[valid].min(), inv[valid].max()) if valid.any() else (0.0, 1.0)
-        rgb = matplotlib.colormaps["magma"]((inv - lo) / max(hi - lo, 1e-6))[..., :3]
+        # 1st-99th percentile: a few near-zero depths (a network's prediction) must not black out the rest
+        lo, hi = np.percentile(inv[valid], [1, 99]) if valid.any() else (0.0, 1.0)
+        rgb = matplotlib.colormaps["magma"](np.clip((inv - lo) / max(hi - lo, 1e-6), 0.0, 1.0))[..., :3]
         return np.where(valid[..., None], rgb * 255, 0).astype(np.uint8)
 
 
@@ -211,6 +230,12 @@ class NormalsTask(Task):
         """L1 between the unit normals (the raw outputs' lengths carry no meaning)."""
         return (F.normalize(student, dim=1) - F.normalize(teacher, dim=1)).abs().mean()
 
+    raw_output: ClassVar[str] = "surface normal vectors [B, 3, H, W], NOT unit length (normalise along dim 1)"
+    decoded_output: ClassVar[str] = "unit normals [B, 3, H, W] (x, y, z in [-1, 1])"
+
+    def decode(self, pred: Tensor) -> Tensor:
+        return normalise(pred)
+
     def render(self, target: Tensor, *, num_classes: int, ignore_index: int) -> np.ndarray:
         """x, y, z mapped to R, G, B; invalid (zero) normals black."""
         n = target.detach().cpu().numpy().transpose(1, 2, 0)
@@ -224,6 +249,12 @@ class _BinaryMapTask(Task):
 
     def output_kd(self, student: Tensor, teacher: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(student, torch.sigmoid(teacher))
+
+    raw_output: ClassVar[str] = "logits [B, 1, H, W] (apply a sigmoid)"
+    decoded_output: ClassVar[str] = "probability [B, 1, H, W] in [0, 1]"
+
+    def decode(self, pred: Tensor) -> Tensor:
+        return pred.sigmoid()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 import yaml
 
@@ -81,3 +82,20 @@ def hand_study(root: Path, study: str = "s", *, sampled: int = 2, failed: str | 
         created.tell(trial, state=optuna.trial.TrialState.FAIL)
     write_tables(created, objectives, directory)
     return created
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory) -> Path:
+    """A real export with a torch.export graph: bi-mtdp-f at width 0.25, untrained weights (import it to use it)."""
+    import dataclasses
+
+    from nas.export import export_architecture
+    from search_spaces import get_preset
+
+    arch = dataclasses.replace(get_preset("bi-mtdp-f"), width=0.25)
+    torch.manual_seed(0)
+    model = build(arch, dataset_meta("synth").tasks)
+    folder, graph_format, note = export_architecture(arch, model.state_dict(), tmp_path_factory.mktemp("exports"),
+                                                     dataset="synth", metrics={})
+    assert graph_format == "torch.export", note
+    return folder

@@ -44,7 +44,7 @@ def test_knee_export_has_every_file_and_round_trips(study, capsys) -> None:
     (export,) = result["exports"]
     folder = study / "s" / "exports" / export["arch_id"]
     assert export["graph_format"] == "torch.export"
-    assert {"arch.json", "weights.pt", "cost.json", "metrics.json", "model.pt2", "manifest.json"} == {p.name for p in folder.iterdir()}
+    assert {"arch.json", "weights.pt", "cost.json", "metrics.json", "model.pt2", "README.md", "manifest.json"} == {p.name for p in folder.iterdir()}
     manifest = verify_export(folder)
     assert manifest["arch_id"] == export["arch_id"] and set(manifest["files"]) >= {"arch.json", "weights.pt", "model.pt2"}
     cost = json.loads((folder / "cost.json").read_text())

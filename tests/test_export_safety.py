@@ -8,7 +8,6 @@ expression while loading, and the guard when the graph was called.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -21,23 +20,14 @@ import pytest
 import torch
 
 from nas.errors import ConfigError
-from nas.export import export_architecture, load_export, load_graph
-from search_spaces import get_preset
+from nas.export import load_export, load_graph
+
+from _studies import small_export  # noqa: F401  (a session fixture)
 
 
-@pytest.fixture(scope="module")
-def honest(tmp_path_factory) -> Path:
-    """A real export with a torch.export graph (the smallest preset, untrained weights)."""
-    arch = dataclasses.replace(get_preset("bi-mtdp-f"), width=0.25)
-    from nas.data import dataset_meta
-    from nas.model import build
-
-    torch.manual_seed(0)
-    model = build(arch, dataset_meta("synth").tasks)
-    folder, graph_format, note = export_architecture(arch, model.state_dict(), tmp_path_factory.mktemp("exports"),
-                                                     dataset="synth", metrics={})
-    assert graph_format == "torch.export", note
-    return folder
+@pytest.fixture
+def honest(small_export) -> Path:
+    return small_export
 
 
 class _Payload:

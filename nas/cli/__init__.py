@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "report": ("report", "write a study's report.md"),
     "export": ("export", "export architectures with weights, cost and a deployable graph"),
     "worker": ("worker", "join a study from another process or machine"),
+    "predict": ("predict", "run an exported network on images: predictions as PNG and .npy"),
     "train": ("train", "train one architecture and print its metrics"),
     "bench": ("bench", "tabular benchmarks: tabulate a small space, replay samplers on the table"),
 }
