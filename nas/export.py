@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from nas.arch import Architecture, load_architecture
 from nas.errors import ConfigError
+from nas.model import INPUT_MULTIPLE
 
 if TYPE_CHECKING:
     import optuna
@@ -76,7 +77,8 @@ GRAPH_TOLERANCE = 1e-4
 #: Input sides the graph accepts: multiples of 32 (five stride-2 stages) from 64 to 4096. 32 itself
 #: is out: the last stage would be 1 pixel wide, and torch.export specialises a dimension of size 1,
 #: so a graph traced with dynamic sides cannot also take it (the eager network can).
-SIDE_MULTIPLE, MIN_SIDE, MAX_SIDE = 32, 64, 4096
+SIDE_MULTIPLE = INPUT_MULTIPLE
+MIN_SIDE, MAX_SIDE = 2 * SIDE_MULTIPLE, 128 * SIDE_MULTIPLE
 
 
 def graph_contract(dataset: str) -> dict[str, Any]:
