@@ -145,3 +145,40 @@ def test_a_tampered_graph_is_refused_without_running_its_payload(honest, tmp_pat
     assert not (tmp_path / "marker").exists()
     load_export(folder)  # weights.pt is untouched and loads with weights_only=True
 
+
+
+class _Stateful(torch.nn.Module):
+    """A TorchScript module whose __setstate__ would run when the file loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.x
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[int, bool]:
+        return (self.x, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[int, bool]) -> None:
+        self.x = state[0]
+        self.training = state[1]
+
+
+def _torchscript_bytes(module: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    return buffer.getvalue()
+
+
+def test_torchscript_with_code_that_runs_at_load_is_refused() -> None:
+    from nas.graph_archive import check_graph_archive
+
+    traced = torch.jit.trace(torch.nn.Conv2d(3, 2, 3), torch.zeros(1, 3, 8, 8))
+    check_graph_archive(_torchscript_bytes(traced), "torchscript", "model.ts")  # what our fallback writes: accepted
+    with pytest.raises(ConfigError, match="model.ts: refused: .* defines __setstate__"):
+        check_graph_archive(_torchscript_bytes(torch.jit.script(_Stateful())), "torchscript", "model.ts")
+    with pytest.raises(ConfigError, match="model.ts: not a graph archive"):
+        check_graph_archive(b"not a zip", "torchscript", "model.ts")
