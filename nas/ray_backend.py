@@ -156,12 +156,12 @@ def run_ray(
             search.log(f"study {search.config.study!r} already has {_count(study)[0]} finished trials (asked {trials})")
             return study
         # The teacher is trained (or loaded) once, here, before any trial fans out.
-        if search.evaluator is None:
-            from nas.trial import Evaluator
+        from nas.trial import Evaluator
 
+        if search.evaluator is None:
             search.evaluator = Evaluator.for_config(search.config, device=search.device, log=search.log)
         search.evaluator.prepare()
-        teacher = _read_teacher(search.evaluator.teacher_dir)
+        teacher = _read_teacher(Evaluator.for_config(search.config).teacher_dir)
         try:
             _fit(search, study, teacher, trials=trials, timeout=timeout, options=options, factory=evaluator_factory)
         finally:

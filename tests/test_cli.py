@@ -23,6 +23,7 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_verb_exits_2_with_one_line() -> None:
     result = subprocess.run([sys.executable, "-m", "nas", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "invalid choice: 'frobnicate'" in result.stderr
     assert "invalid choice" in result.stderr
     assert "Traceback" not in result.stderr
 

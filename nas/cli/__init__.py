@@ -41,7 +41,13 @@ EPILOG = """examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse reports usage errors with exit 2 already; keep its one-line style for ours too."""
+    """Usage errors (a bad choice, a missing option) in the CLI's style: one line, exit 2.
+
+    argparse would print the whole usage block first; the line names what is wrong and where help is.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
