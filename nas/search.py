@@ -110,7 +110,7 @@ class SearchConfig:
             isinstance(self.max_ops, (int, float)) and not isinstance(self.max_ops, bool)
             and math.isfinite(self.max_ops) and self.max_ops > 0
         ):
-            raise ConfigError(f"--max-ops must be a positive finite number of OPs, got {self.max_ops!r}")
+            raise ConfigError(f"max_ops (--max-ops) must be a positive finite number of OPs, got {self.max_ops!r}")
         rule = parse_early_stopping(self.early_stopping)
         return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
                                "early_stopping": None if rule is None else rule.spec()})
