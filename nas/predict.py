@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -36,21 +35,10 @@ class Prediction:
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image file as RGB uint8 [H, W, 3].
+    """An image file as RGB uint8 [H, W, 3] (one line, ConfigError, when it is missing or not an image)."""
+    from nas.data._io import read_image as read_rgb
 
-    Raises:
-        ConfigError: the file is missing or is not an image Pillow can read.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ConfigError(f"{path}: not an image ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+    return read_rgb(Path(path))
 
 
 def input_size(height: int, width: int) -> tuple[int, int]:

@@ -100,10 +100,10 @@ def test_predict_writes_four_pictures_and_arrays_per_image(small_export, images,
 def test_predict_bad_input_is_one_line_and_writes_nothing(small_export, images, tmp_path, capsys, case) -> None:
     export, image, out = str(small_export), str(images[0]), tmp_path / "preds"
     if case == "missing image":
-        image, needle = str(tmp_path / "nope.png"), "no such image file"
+        image, needle = str(tmp_path / "nope.png"), "missing file"
     elif case == "not an image":
         (tmp_path / "text.png").write_text("hello")
-        image, needle = str(tmp_path / "text.png"), "not an image"
+        image, needle = str(tmp_path / "text.png"), "corrupt or unreadable file"
     elif case == "not an export":
         export, needle = str(tmp_path), "not an export"
     elif case == "out is a file":
