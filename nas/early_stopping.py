@@ -4,7 +4,7 @@ Optuna cannot prune a multi-objective trial and Ray's schedulers follow one metr
 lives here, once, free of either: :class:`SuccessiveHalving` says at which steps of a trial's
 training budget it is scored ("rungs") and, given its objective values there and those of every
 other trial that reached the same rung, whether it trains on. The local backend
-(:meth:`nas.search.Search.measure`) and the Ray scheduler (:mod:`nas.ray_backend`) only feed it.
+(:meth:`nas.trial_runner.TrialRunner.measure`) and the Ray scheduler (:mod:`nas.ray_searcher`) only feed it.
 
 Only Δm depends on training; the costs (OPs, size, params) are known before it. A trial's values at
 a rung are therefore its Δm scored on the validation split after that many steps, with its costs:

@@ -76,6 +76,8 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "seconds": attrs.get("seconds", float("nan")),
         "steps": attrs.get("steps", float("nan")),
         "fidelity": attrs.get("fidelity", ""),
+        # What else changes a trial's result (issue 20): the same on every backend of one study.
+        **{key: attrs.get(key, "") for key in ("seed", "torch_threads", "device")},
         "duplicate_of": attrs.get("duplicate_of", float("nan")),
         "pruned_at_step": attrs.get("pruned_at_step", float("nan")),
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else "",

@@ -31,6 +31,7 @@ given (arch, data, fidelity, seed) gives bit-identical metrics on CPU with the s
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -607,7 +608,9 @@ class Teacher:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         try:
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "weights.pt")
+            buffer = io.BytesIO()  # torch.save to a full disk says only "unexpected pos"; a write says ENOSPC
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+            (tmp / "weights.pt").write_bytes(buffer.getvalue())
             summary = {"metrics": result.metrics, "steps": result.steps, "seconds": result.seconds, "loss_curve": result.loss_curve}
             (tmp / "metrics.json").write_text(json.dumps(summary, indent=1))
             (tmp / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True))

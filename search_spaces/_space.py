@@ -201,8 +201,8 @@ class SearchSpace:
 
         Ray has no conditional parameters; every dimension is sampled and :meth:`decode` drops the
         inactive ones, so the distribution over architectures differs from Optuna's but the set of
-        reachable architectures is the same. (Ray driving Optuna through ``OptunaSearch`` can use
-        :meth:`suggest` define-by-run instead.)
+        reachable architectures is the same. (The Ray backend asks the Optuna study instead, so
+        its trials use :meth:`suggest` define-by-run like the local ones.)
         """
         from ray import tune
 

@@ -17,6 +17,7 @@ from nas.cli import main
 from nas.errors import ConfigError
 from nas.ray_backend import RayOptions, run_ray, start_ray
 from nas.search import Search, SearchConfig, load_existing
+from nas.train import resolve_device
 from search_spaces import PRESETS
 
 pytest.importorskip("ray")
@@ -105,6 +106,7 @@ class TestLocalRuntime:
             assert {"arch", "arch_id", "metrics", "ops", "flops", "bops", "seconds", "fidelity", "worker"} <= set(attrs)
             assert trial.values == [attrs["delta_m"], attrs["ops"]]
             assert attrs["ray_worker"] != attrs["worker"]  # trained in a Ray worker, asked by the driver
+            assert (attrs["torch_threads"], attrs["seed"], attrs["device"]) == (1, 0, str(resolve_device("auto")))
             assert trial.constraints == {"max_ops": pytest.approx(attrs["ops"] - budget)}
             assert attrs["feasible"] == (attrs["ops"] <= budget)
         assert len({t.user_attrs["ray_worker"] for t in trials}) == 2  # two trials at once
@@ -134,6 +136,41 @@ class TestLocalRuntime:
         assert sum(t.state == COMPLETE for t in after) == 4
         assert all(after[n].values == values for n, values in done.items())
         assert len({t.number for t in after}) == len(after)
+
+
+    def test_a_full_disk_on_a_worker_stops_the_run_in_one_line(self, runtime, teacher, tmp_path) -> None:
+        from nas.errors import RunStopped
+
+        def factory(config, device):
+            from nas.trial import Evaluator
+
+            class Full(Evaluator):
+                def train(self, arch, **kw):
+                    raise OSError(28, "No space left on device")
+
+            return Full.for_config(config, device=device, log=lambda line: None)
+
+        search = Search(seeded(tmp_path, "full", teacher), log=lambda line: None)
+        with pytest.raises(RunStopped, match=r"^disk full: .*full"):
+            run_ray(search, trials=4, options=RayOptions(concurrency=1), evaluator_factory=factory)
+        trials = search.open().get_trials()
+        assert [t.state for t in trials if t.state != optuna.trial.TrialState.WAITING] == [FAIL]  # stopped at once
+        assert "No space left" in trials[0].user_attrs["fail_reason"]
+
+    def test_the_same_seed_gives_the_same_delta_m_on_ray_and_locally(self, runtime, teacher, tmp_path) -> None:
+        import dataclasses
+
+        import torch
+
+        on_ray = Search(dataclasses.replace(seeded(tmp_path, "ray", teacher), presets=False), log=lambda line: None)
+        run_ray(on_ray, trials=1, options=RayOptions(concurrency=1))
+        torch.set_num_threads(2)  # this process's own setting no longer matters: the study's threads do
+        local = Search(dataclasses.replace(seeded(tmp_path, "local", teacher), presets=False), log=lambda line: None)
+        local.run(trials=1)
+        [remote_trial], [local_trial] = on_ray.open().get_trials(), local.open().get_trials()
+        assert remote_trial.user_attrs["arch_id"] == local_trial.user_attrs["arch_id"]  # same sampler seed
+        assert "ray_worker" in remote_trial.user_attrs and "ray_worker" not in local_trial.user_attrs
+        assert remote_trial.values == local_trial.values  # Δm equal to the last bit
 
 
 @pytest.mark.slow

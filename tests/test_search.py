@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nas.arch import dimension_names
-from nas.errors import ConfigError
+from nas.errors import ConfigError, RunStopped
 from nas.search import Search, SearchConfig, load_existing
 from search_spaces import PRESETS
 
@@ -158,6 +158,9 @@ def test_nonfinite_values_never_complete_a_trial(tmp_path) -> None:
 
     config = smoke_config(tmp_path, presets=False).validated()
     evaluator = NaNMetrics.for_config(config, device="cpu", log=lambda line: None)
-    study = Search(config, evaluator=evaluator, log=lambda line: None).run(trials=1)
-    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    search = Search(config, evaluator=evaluator, log=lambda line: None)
+    with pytest.raises(RunStopped, match="stopping: 3 trials failed in this run .last: ValueError: non-finite"):
+        search.run(trials=1)  # gives up after max(trials, 3) failures
+    study = search.open()
+    assert len(study.trials) == 3 and all(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
     assert "non-finite" in study.trials[0].user_attrs["fail_reason"]

@@ -5,7 +5,7 @@ sampler asks, the space decodes the parameters into an Architecture, the table a
 architecture's objective values, the sampler is told. After every trial the found front's HV is
 recorded as a fraction of the true front's (:meth:`TabularBenchmark.hv_ratio`), and so is the number
 of distinct architectures seen so far ("trainings": a real search trains a proposed duplicate only
-once, see ``Search._completed_twin``).
+once, see ``TrialRunner.twin_of``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each verb module defines ``add_arguments(parser)`` (cheap: argparse only) and ``run(args) -> int``
 (which may import torch, optuna, ...). Heavy imports stay inside ``run`` so that ``bimtdp --help``
 answers at once. A :class:`~nas.errors.ConfigError` raised anywhere becomes one line on stderr and
-exit status 2.
+exit status 2; a run that gave up (:class:`~nas.errors.RunStopped`) or a full disk, one line and 1.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from nas import __version__
-from nas.errors import ConfigError
+from nas.errors import ConfigError, RunStopped, disk_full, disk_full_message
 
 __all__ = ["VERBS", "main"]
 
@@ -83,6 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"bimtdp {args.verb}: error: {error}", file=sys.stderr)
         return 2
+    except RunStopped as error:
+        print(f"bimtdp {args.verb}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        where = disk_full(error)
+        if where is None:
+            raise
+        print(f"bimtdp {args.verb}: {disk_full_message(where or 'the results')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"bimtdp {args.verb}: interrupted", file=sys.stderr)
         return 130

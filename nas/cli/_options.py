@@ -62,7 +62,8 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--ray-address", metavar="ADDR",
                      help="join a running Ray cluster (auto or HOST:PORT); default: start a local one on loopback")
     ray.add_argument("--concurrency", type=int, default=2, metavar="K", help="trials running at once (default: 2)")
-    ray.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C", help="CPUs per Ray trial (default: 1)")
+    ray.add_argument("--cpus-per-trial", type=float, metavar="C",
+                     help="CPUs Ray reserves per trial (default: the study's --threads)")
     ray.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G", help="GPUs per Ray trial (default: 0)")
 
 

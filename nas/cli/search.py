@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on non-dominated rank; = sh:eta=2,rungs=2, rungs at 1/4 and 1/2 of the steps), "
                              "sh:eta=N,rungs=K[,grace=G], or none (default: none); pruned trials count in --trials")
     add_device(parser)
+    parser.add_argument("--threads", type=int, default=1, metavar="T",
+                        help="torch CPU threads per trial, the same on every backend (Δm depends on it; default: 1)")
     add_ray(parser)
     add_results_dir(parser)
     add_json(parser)
@@ -47,10 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from nas.study_objectives import parse_objectives
     from nas.search import Search, SearchConfig
 
-    if args.trials is not None and args.trials < 1:
-        from nas.errors import ConfigError
-
-        raise ConfigError(f"--trials must be >= 1, got {args.trials}")
     config = SearchConfig(
         study=args.study,
         space=args.space,
@@ -65,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         results_dir=args.results_dir,
         early_stopping=args.early_stopping,
+        threads=args.threads,
     )
     log = (lambda line: None) if args.json else print
     search = Search(config, log=log, device=args.device)

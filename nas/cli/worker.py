@@ -6,8 +6,8 @@ examples:
   bimtdp worker --study big --storage postgresql://user@db/nas --timeout 3600
 
 The study's configuration (space, dataset, fidelity, objectives, seed, OPs budget, and the
-sampler and early-stopping rule it was created with) is read from the storage; a worker never
-changes it. Storage: a journal file on a disk every worker sees, or an RDB
+sampler, early-stopping rule and torch thread count it was created with) is read from the storage;
+a worker never changes it. Storage: a journal file on a disk every worker sees, or an RDB
 URL (PostgreSQL/MySQL; SQLite only for processes on one machine). --trials N means "until the
 study holds N finished trials", counted over all workers: a worker starts no trial once finished +
 running trials reach N (their workers replace any that fail). Trial numbers come from the storage
@@ -23,7 +23,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nas.cli._options import add_device, add_json, add_results_dir, add_study, print_json
 
@@ -79,91 +79,42 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         max_ops=stored.get("max_ops"),
         seed=stored["seed"],
         early_stopping=args.early_stopping if getattr(args, "early_stopping", None) is not None else stored.get("early_stopping"),
+        threads=stored.get("threads", 1),  # the study's: every backend trains with the same threads
         presets=False,
         storage=args.storage,
         results_dir=args.results_dir,
     )
 
 
-def join(search: Any, *, trials: int | None = None, timeout: float | None = None,
-         log: Callable[[str], None] = print) -> list[int]:
+def join(search: Any, *, trials: int | None = None, timeout: float | None = None) -> list[int]:
     """Run trials of ``search``'s existing study until it holds ``trials`` finished trials (counted
     over every process) or ``timeout`` seconds pass; return the numbers of the trials run here."""
-    import optuna
-
-    from nas.errors import ConfigError
     from nas.samplers import make_sampler
-    from nas.search import TrialFailed
-    from nas.storage import fail_dead_local_trials
-    from nas.trial import Evaluator
+    from nas.trial_loop import TrialBudget, run_trials
 
-    if trials is None and timeout is None:
-        raise ConfigError("give --trials N or --timeout SECONDS")
-    if trials is not None and trials < 1:
-        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    budget = TrialBudget(trials, timeout)
     study = search.open()
     # Workers opening the study at once would share a seed and propose the same architectures.
     study.sampler = make_sampler(search.config.sampler, seed=(search.config.seed + len(study.trials) + os.getpid()) % 2**31)
-    if search.evaluator is None:
-        search.evaluator = Evaluator.for_config(search.config, device=search.device, log=log)
-    search.evaluator.prepare()
-    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    started, ran, failures = time.monotonic(), [], 0
-
-    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        nonlocal failures
-        ran.append(trial.number)
-        failures += trial.state == optuna.trial.TrialState.FAIL and not surplus
-        log(search._progress_line(study, trial, trials))
-
-    surplus = False
-
-    def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        nonlocal surplus
-        if trials is not None:
-            # Two workers may both have seen room for one more trial; the storage numbers trials
-            # in order, so the later one sees the earlier one running and steps back.
-            ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
-            if sum(t.state in finished_states or t.state == optuna.trial.TrialState.RUNNING for t in ahead) >= trials:
-                surplus = True
-                trial.set_user_attr("fail_reason", "not needed: another worker started the study's last trial first")
-                raise TrialFailed("not needed")
-        return search._objective(trial)
-
+    search.runner.prepare()
     try:
-        while timeout is None or time.monotonic() - started < timeout:
-            for number in fail_dead_local_trials(study):
-                log(f"trial {number} was left running by a process that died: marked failed")
-            if trials is not None:
-                states = [t.state for t in study.get_trials(deepcopy=False)]
-                finished = sum(s in finished_states for s in states)
-                running = states.count(optuna.trial.TrialState.RUNNING)
-                if finished + running >= trials:
-                    break  # enough are done or under way; their workers replace any that fail
-                if failures >= max(trials, 3):
-                    log(f"stopping: {failures} trials failed in this worker")
-                    break
-            study.optimize(objective, n_trials=1, callbacks=[record], catch=(TrialFailed,), gc_after_trial=False)
-            if surplus:
-                break
+        return run_trials(search.runner, study, budget)
     finally:
         search.write_tables()
-    return ran
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.search import Search, load_existing
 
-    if args.trials is None and args.timeout is None:
-        from nas.errors import ConfigError
+    from nas.trial_loop import TrialBudget
 
-        raise ConfigError("give --trials N or --timeout SECONDS")
+    TrialBudget(args.trials, args.timeout)  # checked before anything is opened
     study, stored, _ = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     config = _rebuild_config(study, stored, args)
     log = (lambda line: None) if args.json else print
     search = Search(config, log=log, device=args.device)
     started = time.monotonic()
-    ran = join(search, trials=args.trials, timeout=args.timeout, log=log)
+    ran = join(search, trials=args.trials, timeout=args.timeout)
     trials = search.open().get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
     summary = {

@@ -1,0 +1,325 @@
+"""One way to run a trial, shared by every backend: propose → begin → measure → record.
+
+Optuna keeps its trial loop (``study/_optimize.py``) and its recording (``study/_tell.py``) apart
+from ``Study``; so do we. The local loop and ``bimtdp worker`` (:mod:`nas.trial_loop`) and the Ray
+searcher (:mod:`nas.ray_searcher`) all run a trial through one :class:`TrialRunner`:
+
+- **propose**: ``study.ask()`` (inside ``study.optimize`` for the local loop and workers, so that
+  RDB storages keep their heartbeat; directly in the Ray driver);
+- **begin**: :meth:`TrialRunner.begin` turns the trial into its Architecture (sampled, or an
+  enqueued preset) and records it, in the process that proposed the trial;
+- **measure**: :meth:`TrialRunner.measure` costs and trains it where the training happens (this
+  process, a worker, or a Ray worker), reporting every result through ``record(key, value)``;
+  an architecture already trained is not trained again (:meth:`TrialRunner.twin_of`,
+  :meth:`TrialRunner.copy_result`);
+- **record**: values, PRUNED or FAIL with its reason, the OPs constraint; Optuna's ``optimize``
+  tells the study for the local loop (:meth:`TrialRunner.objective`), :meth:`TrialRunner.finish`
+  for Ray.
+
+Every trial also records the settings that change its result beyond its architecture (issue 20:
+the seed, torch's thread count and the device), so that a study's trials can be compared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import optuna
+
+from nas.arch import Architecture
+from nas.early_stopping import parse_early_stopping
+from nas.study_objectives import Objective, parse_objectives
+from nas.storage import WORKER_ATTR, this_worker
+
+__all__ = ["FINISHED", "Outcome", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
+
+#: States that count as finished towards ``--trials`` (a trial stopped at a rung used its budget).
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+#: Attributes of a trial that describe the trial itself, never copied from a twin.
+_OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed"})
+
+Record = Callable[[str, Any], None]
+OnRung = Callable[[int, tuple[float, ...]], None]
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not produce a result (diverged, crashed); its reason is in the trial."""
+
+
+class TrialEvaluator(Protocol):
+    """What a search needs to evaluate an architecture (:class:`nas.trial.Evaluator` is the real one).
+
+    ``prepare`` runs once per process before the first trial (data, FP teacher); ``cost`` returns at
+    least the cost objectives' columns (``ops``, ...); ``train`` returns ``delta_m`` and may return
+    ``metrics``, ``seconds``, ``steps``. With early stopping, ``train`` also calls
+    ``on_rung(step, metrics, delta_m)`` at each of ``rungs``.
+    """
+
+    def prepare(self) -> None: ...
+
+    def cost(self, arch: Architecture) -> dict[str, Any]: ...
+
+    def train(self, arch: Architecture, *, rungs: Sequence[int] = (),
+              on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended, as the Ray driver learns it: values (COMPLETE), pruned, or a failure reason."""
+
+    values: tuple[float, ...] | None = None
+    pruned: bool = False
+    reason: str = ""
+
+
+def fail_reason(error: BaseException) -> str:
+    """The ``fail_reason`` a trial records for ``error``."""
+    return f"{type(error).__name__}: {error}"
+
+
+class TrialRunner:
+    """Runs trials of one search configuration (a validated :class:`nas.search.SearchConfig`).
+
+    Args:
+        config: the search configuration.
+        evaluator: builds, costs and trains one architecture (default, on :meth:`prepare`: the
+            proxy trainer :class:`nas.trial.Evaluator` for the config).
+        log: where messages go.
+        device: where to train (``auto``, ``cpu``, ``cuda``).
+    """
+
+    def __init__(self, config: Any, *, evaluator: TrialEvaluator | None = None,
+                 log: Callable[[str], None] = print, device: str = "auto") -> None:
+        from search_spaces import PRESETS, load_space
+
+        self.config = config
+        self.evaluator = evaluator
+        self.log = log
+        self.device = device
+        self.objectives: tuple[Objective, ...] = parse_objectives(list(config.objectives))
+        self.space = load_space(config.space)
+        self.presets = PRESETS
+        self.early_stopping = parse_early_stopping(config.early_stopping)
+
+    # ------------------------------------------------------------------ before the first trial
+    def prepare(self) -> None:
+        """Create the default evaluator if none was given, then load its data and teacher (once)."""
+        self._use_threads()
+        if self.evaluator is None:
+            from nas.trial import Evaluator
+
+            self.evaluator = Evaluator.for_config(self.config, device=self.device, log=self.log)
+        self.evaluator.prepare()
+
+    def _use_threads(self) -> None:
+        """Every backend trains with the study's thread count: float sums depend on it, and so does Δm."""
+        import torch
+
+        torch.set_num_threads(int(self.config.threads))
+
+    # ------------------------------------------------------------------ begin
+    def begin(self, trial: optuna.trial.BaseTrial) -> Architecture:
+        """The trial's Architecture (sampled, or an enqueued preset), recorded in its user attributes.
+
+        Runs where the trial was proposed: this process's loop, a worker, or the Ray driver.
+        """
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        if trial.user_attrs.get("outside_space"):
+            arch = self.presets[trial.user_attrs["preset"]]
+        else:
+            arch = self.space.suggest(trial)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("arch_id", arch.id)
+        trial.set_user_attr("fidelity", self.config.fidelity)
+        trial.set_user_attr("seed", int(self.config.seed))
+        if "preset" not in trial.user_attrs:
+            name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
+            trial.set_user_attr("preset", name)
+        return arch
+
+    @staticmethod
+    def twin_of(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
+        """A COMPLETE trial of the same architecture: its result is copied, nothing is trained again."""
+        for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if other.user_attrs.get("arch_id") == arch_id:
+                return other
+        return None
+
+    @staticmethod
+    def copy_result(trial: optuna.trial.BaseTrial, twin: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+        """Record ``twin``'s result on ``trial`` (``duplicate_of`` says whose) and return its values."""
+        for key, value in twin.user_attrs.items():
+            if key not in _OWN_ATTRS:
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("seconds", 0.0)
+        return tuple(twin.values)
+
+    # ------------------------------------------------------------------ measure
+    def measure(self, arch: Architecture, record: Record, *, on_rung: OnRung | None = None) -> tuple[float, ...]:
+        """Cost and train ``arch``; return the objective values.
+
+        Each result goes to ``record(key, value)`` as soon as it is known, so a training that fails
+        still leaves the cost behind. Runs where the training happens: this process
+        (``record=trial.set_user_attr``) or a Ray worker (``record`` fills a dict sent back).
+
+        With early stopping and ``on_rung``, the trial is scored at the rule's rung steps: each
+        rung is appended to the ``rungs`` attribute (``{"step", "delta_m"}``; ``steps`` and
+        ``seconds`` say how far it got) and ``on_rung(step, values at the rung)`` is called, which
+        stops the trial by raising (the local backend) or by not returning (a Ray worker).
+        """
+        from nas.train import resolve_device
+
+        self._use_threads()
+        record("torch_threads", int(self.config.threads))
+        record("device", str(resolve_device(self.device)))
+        cost = self.evaluator.cost(arch)
+        for key, value in cost.items():
+            record(key, value)
+        record("feasible", self.config.max_ops is None or cost["ops"] <= self.config.max_ops)
+        steps = self._rung_steps() if on_rung is not None else ()
+        if steps:
+            outcome = self.evaluator.train(arch, rungs=steps, on_rung=self._rung_recorder(cost, record, on_rung))
+        else:
+            outcome = self.evaluator.train(arch)
+        for key, value in outcome.items():  # metrics, delta_m, seconds, steps
+            record(key, value)
+        return self.values_of(cost | outcome)
+
+    def _rung_recorder(self, cost: dict[str, Any], record: Record, on_rung: OnRung) -> Callable[..., None]:
+        rungs: list[dict[str, Any]] = []
+        started = time.perf_counter()
+
+        def scored(step: int, metrics: dict[str, Any], delta_m: float | None) -> None:
+            dm = float("nan") if delta_m is None else float(delta_m)
+            rungs.append({"step": int(step), "delta_m": dm})
+            record("rungs", [dict(r) for r in rungs])
+            record("steps", int(step))
+            record("seconds", time.perf_counter() - started)
+            known = {**cost, "delta_m": dm}
+            on_rung(int(step), tuple(float(known[o.column]) for o in self.objectives))
+
+        return scored
+
+    def _rung_steps(self) -> tuple[int, ...]:
+        if self.early_stopping is None:
+            return ()
+        fidelity = getattr(self.evaluator, "fidelity", None)
+        if fidelity is None:
+            from nas.fidelity import get_fidelity
+
+            fidelity = get_fidelity(self.config.fidelity)
+        return self.early_stopping.rung_steps(fidelity.steps)
+
+    def values_of(self, attrs: dict[str, Any]) -> tuple[float, ...]:
+        """The objective values among a trial's results; non-finite values fail the trial."""
+        values = tuple(float(attrs[o.column]) for o in self.objectives)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"non-finite objective values {values}")
+        return values
+
+    # ------------------------------------------------------------------ early stopping
+    def judge_rung(self, study: optuna.Study, number: int, arch_id: str, step: int, values: tuple[float, ...]) -> Any:
+        """The early-stopping :class:`~nas.early_stopping.Decision` for trial ``number`` at rung
+        ``step``, against the rung's population in the study (every state, every process)."""
+        from analysis.objectives import is_log
+        from nas.early_stopping import rung_population
+
+        others = rung_population(study.get_trials(deepcopy=False), step, self.objectives,
+                                 exclude_number=number, exclude_arch=arch_id)
+        return self.early_stopping.decide(values, others, [o.direction for o in self.objectives],
+                                          log=[is_log(o) for o in self.objectives])
+
+    def stop_at_rung(self, trial: optuna.trial.BaseTrial, arch_id: str, step: int, values: tuple[float, ...]) -> str | None:
+        """Judge a rung; when the trial stops, record where and return why (else None)."""
+        decision = self.judge_rung(trial.study, trial.number, arch_id, step, values)
+        if decision.continues:
+            return None
+        trial.set_user_attr("pruned_at_step", step)
+        return (f"pruned at step {step}: rank {decision.rank}, place {decision.position + 1} of "
+                f"{decision.population} ({decision.promoted} continue)")
+
+    # ------------------------------------------------------------------ record
+    def constrain(self, trial: optuna.trial.BaseTrial) -> None:
+        """The OPs budget as Optuna's constraint (feasible when <= 0), which its samplers read."""
+        if self.config.max_ops is not None and "ops" in trial.user_attrs:
+            trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
+
+    def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
+        """One trial for ``study.optimize``: begin, copy or measure; Optuna records the outcome.
+
+        A failure raises :class:`TrialFailed` after recording its reason; a trial stopped at a rung
+        raises ``optuna.TrialPruned``. Ctrl-C and a full disk are recorded and re-raised: the run stops.
+        """
+        arch = self.begin(trial)
+        twin = self.twin_of(trial.study, arch.id)
+        try:
+            if twin is not None:
+                values = self.copy_result(trial, twin)
+            else:
+                values = self.measure(arch, trial.set_user_attr, on_rung=self._pruner(trial, arch))
+            self.constrain(trial)
+            return values
+        except optuna.TrialPruned:  # stopped at a rung: Optuna records it PRUNED, without values
+            self.constrain(trial)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted by the user")
+            raise
+        except Exception as error:  # recorded, the search goes on (unless the disk is full)
+            from nas.errors import disk_full
+
+            trial.set_user_attr("fail_reason", fail_reason(error))
+            if disk_full(error) is not None:
+                raise
+            raise TrialFailed(str(error)) from error
+
+    def _pruner(self, trial: optuna.Trial, arch: Architecture) -> OnRung | None:
+        if self.early_stopping is None:
+            return None
+
+        def on_rung(step: int, values: tuple[float, ...]) -> None:
+            reason = self.stop_at_rung(trial, arch.id, step, values)
+            if reason is not None:
+                raise optuna.TrialPruned(reason)
+
+        return on_rung
+
+    def finish(self, study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
+        """Tell ``study`` how ``trial`` ended (the Ray driver's record step; ``optimize`` does it locally)."""
+        if outcome.values is not None:
+            self.constrain(trial)
+            study.tell(trial, list(outcome.values))
+        elif outcome.pruned:
+            self.constrain(trial)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.set_user_attr("fail_reason", outcome.reason)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    # ------------------------------------------------------------------ report
+    def progress_line(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> str:
+        """The one line printed after each trial: its outcome, the study's count, best Δm, front size."""
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        label = trial.user_attrs.get("preset") or trial.user_attrs.get("arch_id", "")
+        counter = f"[{done}/{target}]" if target else f"[{done}]"
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        index = [o.name for o in self.objectives].index("delta_m")
+        best = max((t.values[index] for t in complete), default=float("nan"))
+        front = len(study.best_trials) if complete else 0
+        return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
+
+    def _status(self, trial: optuna.trial.FrozenTrial) -> str:
+        attrs = trial.user_attrs
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            result = "  ".join(f"{o.name} {v:.4g}" for o, v in zip(self.objectives, trial.values))
+            extra = f" (same architecture as trial {attrs['duplicate_of']})" if "duplicate_of" in attrs else ""
+            return f"{result}  {attrs.get('seconds', 0.0):.1f}s{extra}"
+        if trial.state == optuna.trial.TrialState.PRUNED and "pruned_at_step" in attrs:
+            step = attrs["pruned_at_step"]
+            dm = next((r["delta_m"] for r in attrs.get("rungs", []) if r["step"] == step), float("nan"))
+            return f"pruned at step {step} (Δm there {dm:.4g})  {attrs.get('seconds', 0.0):.1f}s"
+        return f"{trial.state.name}: {attrs.get('fail_reason', '')}"
