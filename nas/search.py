@@ -13,6 +13,7 @@ for one process; the Ray backend and ``bimtdp worker`` use the same parts.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields

@@ -150,7 +150,8 @@ def load_existing(study: str, *, storage: str | None = None,
     url = storage or f"sqlite:///{directory / 'study.db'}"
     path = storage_file(url)
     if path is not None and not path.is_file():
-        hint = f"run `bimtdp search --study {study}` first" if storage is None else "check --storage"
+        where = f" --results-dir {results_dir}" if results_dir else ""
+        hint = f"run `bimtdp search --study {study}{where}` first" if storage is None else "check --storage"
         raise ConfigError(f"no study {study!r}: {path} does not exist ({hint})")
     try:
         loaded = optuna.load_study(study_name=study, storage=open_storage(url, must_exist=True))
