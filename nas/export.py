@@ -629,8 +629,14 @@ def verify_export(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def load_export(path: str | os.PathLike[str]) -> tuple[Architecture, "torch.nn.Module"]:
+def load_export(path: str | os.PathLike[str], *, packed: bool = False) -> tuple[Architecture, "torch.nn.Module"]:
     """Verify an export (see :func:`verify_export`) and rebuild its network with the exported weights.
+
+    Args:
+        path: the export folder.
+        packed: hand back the packed inference network (:func:`nas.runtime.packed.pack_or_emulate`:
+            binary convs bit-packed, built from ``weights.pt`` alone); without compiled kernels the
+            emulated network, after one line on stderr saying so.
 
     Returns:
         The architecture and the network in eval mode.
@@ -657,4 +663,8 @@ def load_export(path: str | os.PathLike[str]) -> tuple[Architecture, "torch.nn.M
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as error:
         raise ConfigError(f"{path / 'weights.pt'}: the weights do not fit architecture {arch.id} ({str(error).splitlines()[0]})") from None
+    if packed:
+        from nas.runtime.packed import pack_or_emulate
+
+        return arch, pack_or_emulate(model)
     return arch, model.eval()

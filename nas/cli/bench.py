@@ -1,10 +1,13 @@
-"""Tabular benchmarks: train every architecture of a small space once, then replay samplers on it.
+"""Benchmarks: tabulate a small space and replay samplers on it; measure a network's latency.
 
 examples:
   bimtdp bench tabulate --space mini --fidelity quick --out benchmarks/tables/mini-quick.csv
   bimtdp bench tabulate --space mini --fidelity quick --backend ray --concurrency 2
   bimtdp bench compare --table benchmarks/tables/mini-quick.csv --samplers random,nsga2,tpe,gp \\
       --trials 100 --seeds 10
+  bimtdp bench latency --preset bi-mtdp-f                     # fp, emulated, packed at 256x256
+  bimtdp bench latency --export results/demo/exports/3f2a9c1d07 --layers --json
+  bimtdp bench latency --arch my_arch.yaml --resolution 128x128 --threads 2 --networks packed
 
 `tabulate` is an ordinary study (results/bench-<space>-<fidelity>/ unless --study says otherwise):
 re-running it resumes, and failed architectures are retried once per run. `compare` looks up
@@ -12,6 +15,11 @@ every proposed architecture in the table instead of training it and writes curve
 summary.csv and hv_regret.png (plus hv_regret_trainings.png) to --out; with --early-stopping it
 also replays each sampler with the rule (on the table's Δm after 1/8 … 7/8 of the budget) and
 writes early_stopping.csv: the training time each needs to reach 90/95 % of the full-budget HV.
+
+`latency` times one architecture at batch 1 in one process: emulated (sign + float conv, as
+trained), packed (binary convs bit-packed, nas.runtime) and the FP reference (mtdp-fp at the same
+width); median and interquartile range over --repeats passes after --warmup, with the kernel ISA,
+thread count, CPU model and load average in the output; --layers adds per-layer medians.
 """
 
 from __future__ import annotations
@@ -59,7 +67,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(cmp)
 
 
+    lat = actions.add_parser("latency", help="latency of an architecture: emulated, packed and FP",
+                             description="Time an export, a preset or an architecture file at batch 1.")
+    what = lat.add_mutually_exclusive_group(required=True)
+    what.add_argument("--export", metavar="DIR", help="an export folder (its trained weights and dataset)")
+    what.add_argument("--preset", metavar="NAME", help="a preset: mtdp-fp, bi-mtdp-f, bi-mtdp-c, bi-mtdp-naive")
+    what.add_argument("--arch", metavar="FILE", help="an architecture file, .json or .yaml")
+    lat.add_argument("--dataset", help="whose tasks and default resolution (default: the export's, else synth)")
+    lat.add_argument("--resolution", metavar="HxW", help="input size, sides multiples of 32 (default: the dataset's)")
+    lat.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
+    lat.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed passes first (default: 3)")
+    lat.add_argument("--repeats", type=int, default=20, metavar="N", help="timed passes (default: 20)")
+    lat.add_argument("--networks", default="fp,emulated,packed", help="which to time (default: fp,emulated,packed)")
+    lat.add_argument("--layers", action="store_true", help="also time every layer (a second set of passes)")
+    add_json(lat)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "latency":
+        return _latency(args)
     return _tabulate(args) if args.action == "tabulate" else _compare(args)
 
 
@@ -127,4 +153,72 @@ def _compare(args: argparse.Namespace) -> int:
         if not stopping.empty:
             print(stopping.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(f"written to {out}: {', '.join(written)}")
+    return 0
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        height, width = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
+    except ValueError:
+        raise ConfigError(f"--resolution {text!r}: give HxW, e.g. 256x256") from None
+    if height < 32 or width < 32 or height % 32 or width % 32:
+        raise ConfigError(f"--resolution {text!r}: both sides must be positive multiples of 32")
+    return height, width
+
+
+def _latency(args: argparse.Namespace) -> int:
+    from nas.arch import load_architecture
+    from nas.data import dataset_meta
+    from nas.runtime.compare import NETWORKS, compare_latency
+    from search_spaces import get_preset
+
+    for option, low in (("threads", 1), ("repeats", 1), ("warmup", 0)):
+        if getattr(args, option) < low:
+            raise ConfigError(f"--{option} must be >= {low}, got {getattr(args, option)}")
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    bad = [n for n in networks if n not in NETWORKS]
+    if bad or not networks:
+        raise ConfigError(f"--networks {args.networks!r}: choose from {','.join(NETWORKS)}")
+    model, dataset = None, args.dataset
+    if args.export:
+        from nas.export import load_export, verify_export
+
+        dataset = dataset or verify_export(args.export).get("dataset", "synth")
+        arch, model = load_export(args.export)
+        label = str(args.export)
+    elif args.preset:
+        arch, label = get_preset(args.preset), args.preset
+    else:
+        arch, label = load_architecture(args.arch), str(args.arch)
+    meta = dataset_meta(dataset or "synth")
+    if args.export and args.dataset and meta.name != verify_export(args.export).get("dataset", "synth"):
+        raise ConfigError(f"--dataset {args.dataset}: the export predicts the tasks of another dataset")
+    resolution = _resolution(args.resolution) if args.resolution else tuple(meta.cost_resolution)
+    log = (lambda line: None) if args.json else print
+    comparison = compare_latency(arch, meta.tasks, resolution=resolution, model=model, networks=networks,
+                                 threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+                                 per_layer=args.layers, log=log)
+    if args.json:
+        print_json({"network": label, "dataset": meta.name, **comparison.to_dict()})
+        return 0
+    height, width = resolution
+    print(f"{label} ({arch.id}) on {meta.name} at {height}x{width}, batch 1, {comparison.threads} thread(s); "
+          f"kernels: {comparison.isa} (available: {', '.join(comparison.available_isas)}); CPU: {comparison.cpu}; "
+          f"load {comparison.load[0]:.2f}")
+    for note in comparison.notes:
+        print(f"note: {note}")
+    print(f"{'network':<10} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
+    for name, result in comparison.results.items():
+        print(f"{name:<10} {result.median_ms:>10.2f} {result.iqr_ms:>8.2f} {result.min_ms:>8.2f}")
+    for ratio, value in comparison.speedups().items():
+        slow, fast = ratio.split("_over_")
+        print(f"speed-up of {fast} over {slow}: {value:.2f}x")
+    if args.layers:
+        for name, result in comparison.results.items():
+            print(f"\n== {name}: per layer (median ms), by module class and by block")
+            for kind, ms in sorted(result.by_kind().items(), key=lambda kv: -kv[1]):
+                print(f"  {kind:<28} {ms:>8.2f}")
+            for group, ms in result.grouped().items():
+                print(f"  {group:<28} {ms:>8.2f}")
     return 0

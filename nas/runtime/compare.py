@@ -1,0 +1,126 @@
+"""The latency of one architecture three ways, in one process: emulated, packed and its FP reference.
+
+``emulated`` is the network as trained (sign + float conv), ``packed`` the same weights through
+:func:`~nas.runtime.packed.pack_model`, ``fp`` the ``mtdp-fp`` preset at the same width (the
+network Δm is measured against). Used by ``bimtdp bench latency`` and benchmarks/bench_latency.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from nas.arch import Architecture
+from nas.runtime import kernels
+from nas.runtime.latency import LatencyResult, cpu_model, measure_latency
+from nas.runtime.packed import pack_model
+
+__all__ = ["NETWORKS", "LatencyComparison", "compare_latency", "fp_reference"]
+
+#: The networks a comparison can measure, in the order they are measured.
+NETWORKS: tuple[str, ...] = ("fp", "emulated", "packed")
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Latencies of the networks measured, and where they were measured."""
+
+    arch_id: str
+    results: dict[str, LatencyResult]
+    resolution: tuple[int, int]
+    threads: int
+    isa: str
+    available_isas: tuple[str, ...]
+    cpu: str
+    load: tuple[float, float, float]
+    fp_arch_id: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def speedups(self) -> dict[str, float]:
+        """``a_over_b``: how many times faster b's median is than a's (e.g. ``fp_over_packed``)."""
+        ratios = {}
+        for slow, fast in (("fp", "packed"), ("emulated", "packed"), ("fp", "emulated")):
+            if slow in self.results and fast in self.results:
+                ratios[f"{slow}_over_{fast}"] = self.results[slow].median_ms / self.results[fast].median_ms
+        return ratios
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch_id": self.arch_id,
+            "fp_arch_id": self.fp_arch_id,
+            "resolution": list(self.resolution),
+            "batch": 1,
+            "threads": self.threads,
+            "isa": self.isa,
+            "available_isas": list(self.available_isas),
+            "cpu": self.cpu,
+            "load": list(self.load),
+            "results": {name: result.to_dict() for name, result in self.results.items()},
+            "speedups": self.speedups(),
+            "notes": list(self.notes),
+        }
+
+
+def fp_reference(arch: Architecture) -> Architecture:
+    """The ``mtdp-fp`` preset at ``arch``'s width."""
+    from search_spaces import get_preset
+
+    return get_preset("mtdp-fp").with_changes(width=arch.width)
+
+
+def compare_latency(
+    arch: Architecture,
+    tasks: Sequence[Any],
+    *,
+    resolution: tuple[int, int],
+    model: nn.Module | None = None,
+    networks: Sequence[str] = NETWORKS,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    per_layer: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> LatencyComparison:
+    """Measure ``networks`` of ``arch`` at batch 1 (see :func:`~nas.runtime.latency.measure_latency`).
+
+    Args:
+        model: the trained network of ``arch`` (from an export); default: built with seed 0
+            (weights do not change the latency).
+        networks: a subset of :data:`NETWORKS`.
+
+    Raises:
+        ValueError: an unknown network name.
+    """
+    from nas.model import build
+
+    unknown = [n for n in networks if n not in NETWORKS]
+    if unknown or not networks:
+        raise ValueError(f"unknown network {unknown[0] if unknown else '(none)'}; choose from {list(NETWORKS)}")
+    if model is None:
+        torch.manual_seed(0)
+        model = build(arch, tasks)
+    model = model.eval()
+    fp_arch = fp_reference(arch)
+    notes = []
+    if "packed" in networks and kernels.isa() == "emulated":
+        notes.append("no compiled kernels: 'packed' runs the kernels' pure-torch fallback")
+    results = {}
+    shape = (1, 3, *resolution)
+    for name in (n for n in NETWORKS if n in networks):
+        if name == "fp":
+            torch.manual_seed(0)
+            network = build(fp_arch, tasks)
+        else:
+            network = pack_model(model) if name == "packed" else model
+        log(f"measuring {name} ...")
+        results[name] = measure_latency(network, shape, threads=threads, warmup=warmup, repeats=repeats,
+                                        per_layer=per_layer)
+    return LatencyComparison(
+        arch_id=arch.id, fp_arch_id=fp_arch.id, results=results, resolution=tuple(resolution), threads=threads,
+        isa=kernels.isa(), available_isas=tuple(kernels.available_isas()), cpu=cpu_model(),
+        load=tuple(round(v, 2) for v in os.getloadavg()), notes=tuple(notes),
+    )

@@ -1,0 +1,179 @@
+"""Measured latency of a network on this CPU: end to end and per layer, median and spread.
+
+:func:`measure_latency` is the one way latency is measured here (``bimtdp bench latency``, the
+benchmark script, and a latency objective later): a fixed thread count, warm-up runs, then
+``repeats`` timed forward passes under ``torch.inference_mode`` on one random input. End-to-end
+runs carry no hooks; the per-layer passes are separate (forward hooks on every leaf module and on
+every binary conv as a whole, emulated or packed) and its remainder, the work done outside any module (residual
+adds, upsampling, gating), is reported as ``(outside modules)``.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["OUTSIDE", "LatencyResult", "LayerTime", "cpu_model", "measure_latency"]
+
+#: The per-layer row holding the time spent outside every timed module.
+OUTSIDE = "(outside modules)"
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One layer's median time per forward pass (``kind``: its class name)."""
+
+    name: str
+    kind: str
+    median_ms: float
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency of one network: median and quartiles over ``repeats`` passes, per-layer medians."""
+
+    median_ms: float
+    q25_ms: float
+    q75_ms: float
+    min_ms: float
+    repeats: int
+    warmup: int
+    threads: int
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerTime, ...] = ()
+
+    @property
+    def iqr_ms(self) -> float:
+        """The spread: interquartile range of the timed passes."""
+        return self.q75_ms - self.q25_ms
+
+    def grouped(self, depth: int = 2) -> dict[str, float]:
+        """Per-layer medians summed by the first ``depth`` parts of their names (``backbone.stem``)."""
+        groups: dict[str, float] = defaultdict(float)
+        for layer in self.layers:
+            groups[".".join(layer.name.split(".")[:depth])] += layer.median_ms
+        return dict(groups)
+
+    def by_kind(self) -> dict[str, float]:
+        """Per-layer medians summed by module class (``PackedBinaryConv``, ``Conv2d``, ...)."""
+        kinds: dict[str, float] = defaultdict(float)
+        for layer in self.layers:
+            kinds[layer.kind or layer.name] += layer.median_ms
+        return dict(kinds)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["iqr_ms"] = self.iqr_ms
+        return data
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    if len(samples) == 1:
+        return samples[0], samples[0], samples[0]
+    q25, q50, q75 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q25, q50, q75
+
+
+def _layers(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """The modules timed one by one: leaves, and binary layers as a whole (their Sign inside)."""
+    from nas.binary import BinaryConv2d, BinaryLinear
+
+    found = []
+    for name, child in module.named_children():
+        full = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, (BinaryConv2d, BinaryLinear)) or not any(True for _ in child.children()):
+            found.append((full, child))
+        else:
+            found += _layers(child, full)
+    return found
+
+
+def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int, total_ms: float) -> tuple[LayerTime, ...]:
+    """Median per pass of each layer's time (a module called twice in a pass counts twice)."""
+    timed = _layers(module)
+    spent = {name: [0.0] * repeats for name, _ in timed}
+    called: set[str] = set()
+    started: dict[str, int] = {}
+    current = [0]
+    handles = []
+    for name, layer in timed:
+        def before(_m: nn.Module, _args: Any, name: str = name) -> None:
+            started[name] = time.perf_counter_ns()
+
+        def after(_m: nn.Module, _args: Any, _out: Any, name: str = name) -> None:
+            spent[name][current[0]] += (time.perf_counter_ns() - started[name]) / 1e6
+            called.add(name)
+
+        handles.append(layer.register_forward_pre_hook(before))
+        handles.append(layer.register_forward_hook(after))
+    try:
+        for current[0] in range(repeats):
+            module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    # a module the forward pass never calls (training-only heads) is no layer
+    layers = [LayerTime(name, type(layer).__name__, statistics.median(spent[name])) for name, layer in timed if name in called]
+    outside = max(0.0, total_ms - sum(layer.median_ms for layer in layers))
+    return (*layers, LayerTime(OUTSIDE, "", outside))
+
+
+def measure_latency(
+    module: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    per_layer: bool = True,
+) -> LatencyResult:
+    """Time ``module`` on a random input of ``input_shape`` with ``threads`` torch threads.
+
+    The thread count is restored afterwards. Per-layer times are medians over ``repeats`` further
+    passes with hooks (which add a little time to each layer, which is why the end-to-end figures
+    come from passes without them).
+
+    Raises:
+        ValueError: threads or repeats below 1, warmup below 0.
+    """
+    if threads < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"threads and repeats must be >= 1 and warmup >= 0 (got {threads}, {repeats}, {warmup})")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    module = module.eval()
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                module(x)
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter_ns()
+                module(x)
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+            q25, median, q75 = _quartiles(samples)
+            layers = _per_layer(module, x, repeats, median) if per_layer else ()
+    finally:
+        torch.set_num_threads(previous)
+    return LatencyResult(median_ms=median, q25_ms=q25, q75_ms=q75, min_ms=min(samples), repeats=repeats,
+                         warmup=warmup, threads=threads, input_shape=tuple(int(s) for s in input_shape), layers=layers)
