@@ -155,7 +155,7 @@ def test_a_binary_conv_without_packed_form_fails_loudly(bad) -> None:
     conv = BinaryConv2d(8, 8, 3, padding=1, groups=2) if bad == "groups" else BinaryConv2d(8, 8, 3, padding=2, dilation=2)
     model = nn.Sequential()
     model.add_module("body", nn.Sequential(conv))
-    with pytest.raises(UnpackableError, match=r"body\.0: grouped or dilated"):
+    with pytest.raises(UnpackableError, match=r"^body\.0: "):
         pack_model(model)
 
 

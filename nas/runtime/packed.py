@@ -19,8 +19,8 @@ module (exact type)                    packed form
 
 Everything else (the FP stem, FP 1×1 shortcuts and laterals, IB layers, pooling, upsampling, the
 FP heads) stays torch. ``ConvUnit`` and ``Sequential`` match by exact type, so a subclass with a
-different forward is never fused on a wrong assumption; a binary layer no rule covers (a grouped
-or dilated conv) raises :class:`UnpackableError`, and :func:`pack_model` checks that every binary
+different forward is never fused on a wrong assumption; a binary layer no rule covers (a grouped,
+dilated or non-square conv) raises :class:`UnpackableError`, and :func:`pack_model` checks that every binary
 layer of the input became exactly one packed op, so a block added to the builder later fails
 loudly rather than running unpacked.
 
@@ -32,7 +32,9 @@ is exact; see :mod:`nas.runtime.kernels`).
 from __future__ import annotations
 
 import copy
+import os
 import sys
+import warnings
 from collections import Counter
 from typing import Callable
 
@@ -60,13 +62,6 @@ class UnpackableError(ValueError):
     """A binary layer the packed runtime has no form for (the message names it and why)."""
 
 
-def _square(value: int | tuple[int, ...], what: str, name: str) -> int:
-    values = (value,) if isinstance(value, int) else tuple(value)
-    if len(set(values)) != 1:
-        raise UnpackableError(f"{name}: non-square {what} {values} has no packed form")
-    return int(values[0])
-
-
 class PackedBinaryConv(nn.Module):
     """One binary conv, packed, with an optional BN, residual and RPReLU fused into its epilogue.
 
@@ -78,33 +73,30 @@ class PackedBinaryConv(nn.Module):
     def __init__(self, conv: BinaryConv2d, *, bn: nn.BatchNorm2d | None = None, act: RPReLU | None = None,
                  name: str = "") -> None:
         super().__init__()
-        if conv.groups != 1 or _square(conv.dilation, "dilation", name) != 1:
-            raise UnpackableError(f"{name}: grouped or dilated binary convs have no packed form")
-        if not isinstance(conv.padding, (int, tuple)):
-            raise UnpackableError(f"{name}: padding {conv.padding!r} has no packed form (give it as a number)")
-        self.stride = _square(conv.stride, "stride", name)
-        self.padding = _square(conv.padding, "padding", name)
-        weight, alpha, threshold = kernels.binary_conv_params(conv)
-        with torch.no_grad():
-            out = conv.out_channels
-            scale = alpha.reshape(out).float() if alpha is not None else torch.ones(out)
-            bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(out)
-            if bn is not None:
-                if not bn.track_running_stats or bn.running_mean is None:
-                    raise UnpackableError(f"{name}: batch norm without running statistics cannot be folded")
-                s = torch.rsqrt(bn.running_var.float() + bn.eps)
-                if bn.affine:
-                    s = s * bn.weight.detach().float()
-                shift = bn.bias.detach().float() if bn.affine else torch.zeros(out)
-                scale, bias = scale * s, (bias - bn.running_mean.float()) * s + shift
-        self.weight = kernels.pack_weights(weight)
-        self.register_buffer("threshold", None if threshold is None else threshold.detach().reshape(-1).float().clone())
-        self.register_buffer("scale", scale.contiguous())
-        self.register_buffer("bias", bias.contiguous() if (conv.bias is not None or bn is not None) else None)
+        try:
+            params = kernels.binary_conv_params(conv)
+        except ValueError as error:
+            raise UnpackableError(f"{name}: {error}") from None
+        self.stride, self.padding = params.stride, params.padding
+        out = conv.out_channels
+        scale, bias = params.scale, params.bias
+        if bn is not None:
+            if not bn.track_running_stats or bn.running_mean is None:
+                raise UnpackableError(f"{name}: batch norm without running statistics cannot be folded")
+            s = torch.rsqrt(bn.running_var.detach().float() + bn.eps)
+            if bn.affine:
+                s = s * bn.weight.detach().float()
+            shift = bn.bias.detach().float() if bn.affine else torch.zeros(out)
+            scale = s if scale is None else scale * s
+            bias = ((0.0 if bias is None else bias) - bn.running_mean.detach().float()) * s + shift
+        self.weight = kernels.pack_weights(params.weight)
+        self.register_buffer("threshold", params.threshold)
+        self.register_buffer("scale", None if scale is None else scale.contiguous())
+        self.register_buffer("bias", None if bias is None else bias.contiguous())
         self.prelu: tuple[Tensor, Tensor, Tensor] | None = None
         if act is not None:
             self.prelu = tuple(p.detach().reshape(-1).float().clone() for p in (act.shift_in, act.slope, act.shift_out))
-        self.shape = (conv.in_channels, out, _square(conv.kernel_size, "kernel", name))
+        self.shape = (conv.in_channels, out, conv.kernel_size)
         self.fused = tuple(f for f, on in (("bn", bn is not None), ("bias", conv.bias is not None),
                                            ("rprelu", act is not None)) if on)
 
@@ -236,12 +228,19 @@ def _stderr_line(line: str) -> None:
 
 
 def pack_or_emulate(model: nn.Module, *, log: Callable[[str], None] = _stderr_line) -> nn.Module:
-    """:func:`pack_model` when compiled kernels are available; else ``model`` (eval), after one line.
+    """:func:`pack_model` when compiled kernels run here; else ``model`` (eval), after one line saying why.
 
-    Without compiled kernels the packed ops would run the kernels' pure-torch fallback, slower
-    than the emulated network, so the emulated network is what a user gets.
+    Without them the packed ops would run the kernels' pure-torch reference, slower than the
+    emulated network, so the emulated network is what a user gets.
     """
-    if kernels.isa() == "emulated":
-        log("bimtdp: no compiled binary kernels here (or BIMTDP_KERNEL_ISA=emulated); running the network emulated")
-        return model.eval()
-    return pack_model(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = kernels.isa()
+    if path != kernels.EMULATED:
+        return pack_model(model)
+    if os.environ.get(kernels.ENV_ISA, "").strip() == kernels.EMULATED:
+        reason = f"{kernels.ENV_ISA}={kernels.EMULATED}"
+    else:
+        reason = next((str(w.message) for w in caught), "the compiled kernels are unavailable")
+    log(f"bimtdp: not packing ({reason}); running the network emulated")
+    return model.eval()
