@@ -51,9 +51,9 @@ def main() -> None:
           f"load average {comparison.load}")
     for note in comparison.notes:
         print(f"note: {note}")
-    print(f"{'network':<10} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
+    print(f"{'network':<18} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
     for name, result in comparison.results.items():
-        print(f"{name:<10} {result.median_ms:>10.1f} {result.iqr_ms:>8.1f} {result.min_ms:>8.1f}")
+        print(f"{name:<18} {result.median_ms:>10.1f} {result.iqr_ms:>8.1f} {result.min_ms:>8.1f}")
     for ratio, value in comparison.speedups().items():
         slow, fast = ratio.split("_over_")
         print(f"{fast} is {value:.2f}x as fast as {slow}")

@@ -234,10 +234,10 @@ def _latency(capsys, *options: str) -> dict:
 def test_bench_latency_json_has_every_network_and_where_it_ran(capsys, tmp_path) -> None:
     path = save_architecture(get_preset("bi-mtdp-naive").with_changes(width=WIDTH), tmp_path / "a.json")
     result = _latency(capsys, "--arch", str(path), "--layers")
-    assert set(result["results"]) == {"fp", "emulated", "packed"}
+    assert set(result["results"]) == {"fp", "fp-channels-last", "emulated", "packed"}
     assert result["resolution"] == [32, 32] and result["batch"] == 1 and result["threads"] == 1
     assert result["isa"] in result["available_isas"] and result["cpu"] and len(result["load"]) == 3
-    assert set(result["speedups"]) == {"fp_over_packed", "emulated_over_packed", "fp_over_emulated"}
+    assert set(result["speedups"]) == {"fp_over_packed", "fp-channels-last_over_packed", "emulated_over_packed", "fp_over_emulated"}
     packed = result["results"]["packed"]
     assert {"median_ms", "iqr_ms", "q25_ms", "q75_ms", "min_ms", "repeats", "threads", "layers"} <= set(packed)
     assert packed["repeats"] == 2 and sum(layer["kind"] == "PackedBinaryConv" for layer in packed["layers"]) == 34

@@ -18,7 +18,7 @@ writes early_stopping.csv: the training time each needs to reach 90/95 % of the 
 
 `latency` times one architecture at batch 1 in one process: emulated (sign + float conv, as
 trained), packed (binary convs bit-packed, nas.runtime) and the FP reference (mtdp-fp at the same
-width); median and interquartile range over --repeats passes after --warmup, with the kernel ISA,
+width, in torch's default NCHW layout and in channels-last, the packed network's layout); median and interquartile range over --repeats passes after --warmup, with the kernel ISA,
 thread count, CPU model and load average in the output; --layers adds per-layer medians.
 """
 
@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lat.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
     lat.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed passes first (default: 3)")
     lat.add_argument("--repeats", type=int, default=20, metavar="N", help="timed passes (default: 20)")
-    lat.add_argument("--networks", default="fp,emulated,packed", help="which to time (default: fp,emulated,packed)")
+    lat.add_argument("--networks", default="fp,fp-channels-last,emulated,packed",
+                     help="which to time (default: fp,fp-channels-last,emulated,packed)")
     lat.add_argument("--layers", action="store_true", help="also time every layer (a second set of passes)")
     add_json(lat)
 
@@ -208,9 +209,9 @@ def _latency(args: argparse.Namespace) -> int:
           f"load {comparison.load[0]:.2f}")
     for note in comparison.notes:
         print(f"note: {note}")
-    print(f"{'network':<10} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
+    print(f"{'network':<18} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
     for name, result in comparison.results.items():
-        print(f"{name:<10} {result.median_ms:>10.2f} {result.iqr_ms:>8.2f} {result.min_ms:>8.2f}")
+        print(f"{name:<18} {result.median_ms:>10.2f} {result.iqr_ms:>8.2f} {result.min_ms:>8.2f}")
     for ratio, value in comparison.speedups().items():
         slow, fast = ratio.split("_over_")
         print(f"speed-up of {fast} over {slow}: {value:.2f}x")

@@ -2,7 +2,8 @@
 
 ``emulated`` is the network as trained (sign + float conv), ``packed`` the same weights through
 :func:`~nas.runtime.packed.pack_model`, ``fp`` the ``mtdp-fp`` preset at the same width (the
-network Δm is measured against). Used by ``bimtdp bench latency`` and benchmarks/bench_latency.py.
+network Δm is measured against) as torch runs it by default (NCHW), ``fp-channels-last`` the same
+in channels-last memory, as the packed network's FP layers run. Used by ``bimtdp bench latency`` and benchmarks/bench_latency.py.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from torch import nn
 from nas.arch import Architecture
 from nas.runtime import kernels
 from nas.runtime.latency import LatencyResult, cpu_model, measure_latency
-from nas.runtime.packed import pack_model
+from nas.runtime.packed import channels_last, pack_model
 
 __all__ = ["NETWORKS", "LatencyComparison", "compare_latency", "fp_reference"]
 
-#: The networks a comparison can measure, in the order they are measured.
-NETWORKS: tuple[str, ...] = ("fp", "emulated", "packed")
+#: The networks a comparison can measure, in the order they are measured. ``fp-channels-last``
+#: is the FP reference in the packed runtime's memory layout (torch's NHWC kernels), so that a
+#: speed-up owed to the layout is not mistaken for one owed to the bits.
+NETWORKS: tuple[str, ...] = ("fp", "fp-channels-last", "emulated", "packed")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class LatencyComparison:
     def speedups(self) -> dict[str, float]:
         """``a_over_b``: how many times faster b's median is than a's (e.g. ``fp_over_packed``)."""
         ratios = {}
-        for slow, fast in (("fp", "packed"), ("emulated", "packed"), ("fp", "emulated")):
+        pairs = (("fp", "packed"), ("fp-channels-last", "packed"), ("emulated", "packed"), ("fp", "emulated"))
+        for slow, fast in pairs:
             if slow in self.results and fast in self.results:
                 ratios[f"{slow}_over_{fast}"] = self.results[slow].median_ms / self.results[fast].median_ms
         return ratios
@@ -111,9 +115,11 @@ def compare_latency(
     results = {}
     shape = (1, 3, *resolution)
     for name in (n for n in NETWORKS if n in networks):
-        if name == "fp":
+        if name.startswith("fp"):
             torch.manual_seed(0)
             network = build(fp_arch, tasks)
+            if name == "fp-channels-last":
+                network = channels_last(network)
         else:
             network = pack_model(model) if name == "packed" else model
         log(f"measuring {name} ...")
