@@ -18,8 +18,9 @@ writes early_stopping.csv: the training time each needs to reach 90/95 % of the 
 
 `latency` times one architecture at batch 1 in one process: emulated (sign + float conv, as
 trained), packed (binary convs bit-packed, nas.runtime) and the FP reference (mtdp-fp at the same
-width, in torch's default NCHW layout and in channels-last, the packed network's layout); median and interquartile range over --repeats passes after --warmup, with the kernel ISA,
-thread count, CPU model and load average in the output; --layers adds per-layer medians.
+width, in torch's default NCHW layout and in channels-last, the packed network's layout); median
+and interquartile range over --repeats passes after --warmup, with the kernel ISA, thread count,
+CPU model and load average in the output; --layers adds per-layer medians.
 """
 
 from __future__ import annotations
