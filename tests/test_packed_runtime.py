@@ -4,6 +4,7 @@ export → packed round trip, the fallback without compiled kernels, and `bimtdp
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from nas.runtime.packed import (
     pack_model,
 )
 from search_spaces import PRESETS, get_preset, get_space
+from test_kernels import no_library  # noqa: F401  (fixture: no compiler, empty kernel cache)
 
 TASKS = dataset_meta("synth").tasks
 WIDTH = 0.125
@@ -216,13 +218,21 @@ def test_export_loads_as_a_packed_network_that_predicts_the_same(export_folder, 
     assert max(float((want[t] - got[t]).abs().max()) for t in want) <= NETWORK_TOLERANCE
 
 
-def test_without_compiled_kernels_an_export_runs_emulated_after_one_line(export_folder, monkeypatch, capsys) -> None:
+def test_forced_emulation_loads_an_export_emulated_after_one_line(export_folder, monkeypatch, capsys) -> None:
     monkeypatch.setenv("BIMTDP_KERNEL_ISA", "emulated")
-    assert kernels.isa() == "emulated"
     _, model = load_export(export_folder, packed=True)
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "emulated" in err
+    assert err == "bimtdp: BIMTDP_KERNEL_ISA=emulated: packed inference runs emulated\n"
     assert binary_layer_count(model) == 30 and not model.training
+
+
+def test_without_a_compiler_an_export_runs_emulated_after_one_line(export_folder, no_library, capsys) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the kernels' warning becomes the one line, not a second message
+        _, model = load_export(export_folder, packed=True)
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "no-such-compiler" in err and "runs emulated" in err
+    assert binary_layer_count(model) == 30
 
 
 # ------------------------------------------------------------------ bimtdp bench latency

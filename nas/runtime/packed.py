@@ -253,8 +253,8 @@ def pack_or_emulate(model: nn.Module, *, log: Callable[[str], None] = _stderr_li
     if path != kernels.EMULATED:
         return pack_model(model)
     if os.environ.get(kernels.ENV_ISA, "").strip() == kernels.EMULATED:
-        reason = f"{kernels.ENV_ISA}={kernels.EMULATED}"
-    else:
-        reason = next((str(w.message) for w in caught), "the compiled kernels are unavailable")
-    log(f"bimtdp: not packing ({reason}); running the network emulated")
+        line = f"bimtdp: {kernels.ENV_ISA}={kernels.EMULATED}: packed inference runs emulated"
+    else:  # the kernels' own warning says why, the first time they are asked
+        line = next((str(w.message) for w in caught), "bimtdp kernels unavailable; packed inference runs emulated")
+    log(line)
     return model.eval()
