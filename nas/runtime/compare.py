@@ -17,7 +17,7 @@ from torch import nn
 
 from nas.arch import Architecture
 from nas.runtime import kernels
-from nas.runtime.latency import LatencyResult, cpu_model, measure_latency
+from nas.runtime.latency import LatencyResult, cpu_model, measure_round_robin
 from nas.runtime.packed import channels_last, pack_model
 
 __all__ = ["NETWORKS", "LatencyComparison", "compare_latency", "fp_reference"]
@@ -89,7 +89,7 @@ def compare_latency(
     per_layer: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> LatencyComparison:
-    """Measure ``networks`` of ``arch`` at batch 1 (see :func:`~nas.runtime.latency.measure_latency`).
+    """Measure ``networks`` of ``arch`` at batch 1, in turn (:func:`~nas.runtime.latency.measure_round_robin`).
 
     Args:
         model: the trained network of ``arch`` (from an export); default: built with seed 0
@@ -112,19 +112,18 @@ def compare_latency(
     notes = []
     if "packed" in networks and kernels.isa() == "emulated":
         notes.append("no compiled kernels: 'packed' runs the kernels' pure-torch fallback")
-    results = {}
-    shape = (1, 3, *resolution)
+    chosen = {}
     for name in (n for n in NETWORKS if n in networks):
         if name.startswith("fp"):
             torch.manual_seed(0)
-            network = build(fp_arch, tasks)
+            chosen[name] = build(fp_arch, tasks)
             if name == "fp-channels-last":
-                network = channels_last(network)
+                chosen[name] = channels_last(chosen[name])
         else:
-            network = pack_model(model) if name == "packed" else model
-        log(f"measuring {name} ...")
-        results[name] = measure_latency(network, shape, threads=threads, warmup=warmup, repeats=repeats,
-                                        per_layer=per_layer)
+            chosen[name] = pack_model(model) if name == "packed" else model
+    log(f"timing {', '.join(chosen)} in turn, {repeats} rounds ...")
+    results = measure_round_robin(chosen, (1, 3, *resolution), threads=threads, warmup=warmup, repeats=repeats,
+                                  per_layer=per_layer)
     return LatencyComparison(
         arch_id=arch.id, fp_arch_id=fp_arch.id, results=results, resolution=tuple(resolution), threads=threads,
         isa=kernels.isa(), available_isas=tuple(kernels.available_isas()), cpu=cpu_model(),

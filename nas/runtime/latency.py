@@ -2,7 +2,8 @@
 
 :func:`measure_latency` is the one way latency is measured here (``bimtdp bench latency``, the
 benchmark script, and a latency objective later): a fixed thread count, warm-up runs, then
-``repeats`` timed forward passes under ``torch.inference_mode`` on one random input. End-to-end
+``repeats`` timed forward passes under ``torch.inference_mode`` on one random input;
+:func:`measure_round_robin` does the same for several networks, one pass of each in turn. End-to-end
 runs carry no hooks; the per-layer passes are separate (forward hooks on every leaf module and on
 every binary conv as a whole, emulated or packed) and its remainder, the work done outside any module (residual
 adds, upsampling, gating), is reported as ``(outside modules)``.
@@ -15,12 +16,12 @@ import statistics
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["OUTSIDE", "LatencyResult", "LayerTime", "cpu_model", "measure_latency"]
+__all__ = ["OUTSIDE", "LatencyResult", "LayerTime", "cpu_model", "measure_latency", "measure_round_robin"]
 
 #: The per-layer row holding the time spent outside every timed module.
 OUTSIDE = "(outside modules)"
@@ -156,24 +157,49 @@ def measure_latency(
     Raises:
         ValueError: threads or repeats below 1, warmup below 0.
     """
+    return measure_round_robin({"": module}, input_shape, threads=threads, warmup=warmup, repeats=repeats,
+                               per_layer=per_layer)[""]
+
+
+def measure_round_robin(
+    modules: Mapping[str, nn.Module],
+    input_shape: Sequence[int],
+    *,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    per_layer: bool = True,
+) -> dict[str, LatencyResult]:
+    """:func:`measure_latency` of several networks, their timed passes taken in turn.
+
+    Round ``r`` times every network once, so a change in the machine's load hits all of them
+    alike and their ratios stay meaningful on a shared machine.
+    """
     if threads < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"threads and repeats must be >= 1 and warmup >= 0 (got {threads}, {repeats}, {warmup})")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    module = module.eval()
+    modules = {name: module.eval() for name, module in modules.items()}
+    samples: dict[str, list[float]] = {name: [] for name in modules}
+    results = {}
     try:
         with torch.inference_mode():
-            for _ in range(warmup):
-                module(x)
-            samples = []
+            for module in modules.values():
+                for _ in range(warmup):
+                    module(x)
             for _ in range(repeats):
-                start = time.perf_counter_ns()
-                module(x)
-                samples.append((time.perf_counter_ns() - start) / 1e6)
-            q25, median, q75 = _quartiles(samples)
-            layers = _per_layer(module, x, repeats, median) if per_layer else ()
+                for name, module in modules.items():
+                    start = time.perf_counter_ns()
+                    module(x)
+                    samples[name].append((time.perf_counter_ns() - start) / 1e6)
+            for name, module in modules.items():
+                q25, median, q75 = _quartiles(samples[name])
+                layers = _per_layer(module, x, repeats, median) if per_layer else ()
+                results[name] = LatencyResult(
+                    median_ms=median, q25_ms=q25, q75_ms=q75, min_ms=min(samples[name]), repeats=repeats,
+                    warmup=warmup, threads=threads, input_shape=tuple(int(s) for s in input_shape), layers=layers,
+                )
     finally:
         torch.set_num_threads(previous)
-    return LatencyResult(median_ms=median, q25_ms=q25, q75_ms=q75, min_ms=min(samples), repeats=repeats,
-                         warmup=warmup, threads=threads, input_shape=tuple(int(s) for s in input_shape), layers=layers)
+    return results
