@@ -204,23 +204,5 @@ def _latency(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"network": label, "dataset": meta.name, **comparison.to_dict()})
         return 0
-    height, width = resolution
-    print(f"{label} ({arch.id}) on {meta.name} at {height}x{width}, batch 1, {comparison.threads} thread(s); "
-          f"kernels: {comparison.isa} (available: {', '.join(comparison.available_isas)}); CPU: {comparison.cpu}; "
-          f"load {comparison.load[0]:.2f}")
-    for note in comparison.notes:
-        print(f"note: {note}")
-    print(f"{'network':<18} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}")
-    for name, result in comparison.results.items():
-        print(f"{name:<18} {result.median_ms:>10.2f} {result.iqr_ms:>8.2f} {result.min_ms:>8.2f}")
-    for ratio, value in comparison.speedups().items():
-        slow, fast = ratio.split("_over_")
-        print(f"speed-up of {fast} over {slow}: {value:.2f}x")
-    if args.layers:
-        for name, result in comparison.results.items():
-            print(f"\n== {name}: per layer (median ms), by module class and by block")
-            for kind, ms in sorted(result.by_kind().items(), key=lambda kv: -kv[1]):
-                print(f"  {kind:<28} {ms:>8.2f}")
-            for group, ms in result.grouped().items():
-                print(f"  {group:<28} {ms:>8.2f}")
+    print(comparison.format(f"{label} on {meta.name}", layers=args.layers))
     return 0

@@ -52,6 +52,27 @@ class LatencyComparison:
                 ratios[f"{slow}_over_{fast}"] = self.results[slow].median_ms / self.results[fast].median_ms
         return ratios
 
+    def format(self, label: str, *, layers: bool = False) -> str:
+        """The comparison as text: where it ran, one row per network, the speed-ups; ``layers``:
+        each network's per-layer medians by module class and by block, with their shares."""
+        height, width = self.resolution
+        lines = [
+            f"{label} ({self.arch_id}) at {height}x{width}, batch 1, {self.threads} thread(s); kernels {self.isa} "
+            f"(available: {', '.join(self.available_isas)}); CPU {self.cpu}; load average {self.load[0]:.2f}",
+            *(f"note: {note}" for note in self.notes),
+            f"{'network':<18} {'median ms':>10} {'IQR ms':>8} {'min ms':>8}",
+            *(f"{name:<18} {r.median_ms:>10.2f} {r.iqr_ms:>8.2f} {r.min_ms:>8.2f}" for name, r in self.results.items()),
+        ]
+        for ratio, value in self.speedups().items():
+            slow, fast = ratio.split("_over_")
+            lines.append(f"speed-up of {fast} over {slow}: {value:.2f}x")
+        for name, result in self.results.items() if layers else ():
+            lines.append(f"\n{name}: per layer, median ms and share of the end-to-end median, by module class, then by block")
+            for table in (result.by_kind(), result.grouped()):
+                for key, ms in sorted(table.items(), key=lambda kv: -kv[1]):
+                    lines.append(f"  {key:<26} {ms:>8.2f} {100 * ms / result.median_ms:>6.1f} %")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "arch_id": self.arch_id,
