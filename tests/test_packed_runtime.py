@@ -18,7 +18,6 @@ from nas.cli import main
 from nas.data import dataset_meta
 from nas.export import load_export
 from nas.model import build
-from nas.runtime import kernels
 from nas.runtime.latency import OUTSIDE, measure_latency
 from nas.runtime.packed import (
     PackedBinaryConv,
