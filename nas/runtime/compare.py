@@ -67,10 +67,11 @@ class LatencyComparison:
             slow, fast = ratio.split("_over_")
             lines.append(f"speed-up of {fast} over {slow}: {value:.2f}x")
         for name, result in self.results.items() if layers else ():
-            lines.append(f"\n{name}: per layer, median ms and share of the end-to-end median, by module class, then by block")
+            total = sum(layer.median_ms for layer in result.layers)
+            lines.append(f"\n{name}: per layer, median ms and share of their sum ({total:.2f} ms), by module class, then by block")
             for table in (result.by_kind(), result.grouped()):
                 for key, ms in sorted(table.items(), key=lambda kv: -kv[1]):
-                    lines.append(f"  {key:<26} {ms:>8.2f} {100 * ms / result.median_ms:>6.1f} %")
+                    lines.append(f"  {key:<26} {ms:>8.2f} {100 * ms / total:>6.1f} %")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,8 +5,9 @@ benchmark script, and a latency objective later): a fixed thread count, warm-up 
 ``repeats`` timed forward passes under ``torch.inference_mode`` on one random input;
 :func:`measure_round_robin` does the same for several networks, one pass of each in turn. End-to-end
 runs carry no hooks; the per-layer passes are separate (forward hooks on every leaf module and on
-every binary conv as a whole, emulated or packed) and its remainder, the work done outside any module (residual
-adds, upsampling, gating), is reported as ``(outside modules)``.
+every binary conv as a whole, emulated or packed); what each such pass spends outside the timed
+modules (residual adds, upsampling, gating, Python) is reported as ``(outside modules)``. Medians
+per layer add up to about a hooked pass, which takes a little longer than a pass without hooks.
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def _layers(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     return found
 
 
-def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int, total_ms: float) -> tuple[LayerTime, ...]:
-    """Median per pass of each layer's time (a module called twice in a pass counts twice)."""
+def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int) -> tuple[LayerTime, ...]:
+    """Median per pass of each layer's time (a module called twice in a pass counts twice), and
+    the median per pass of the time outside them (that pass's total minus its layers)."""
     timed = _layers(module)
     spent = {name: [0.0] * repeats for name, _ in timed}
     called: set[str] = set()
@@ -127,16 +129,19 @@ def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int, total_ms: float
 
         handles.append(layer.register_forward_pre_hook(before))
         handles.append(layer.register_forward_hook(after))
+    outside = []
     try:
         for current[0] in range(repeats):
+            start = time.perf_counter_ns()
             module(x)
+            total = (time.perf_counter_ns() - start) / 1e6
+            outside.append(total - sum(times[current[0]] for times in spent.values()))
     finally:
         for handle in handles:
             handle.remove()
     # a module the forward pass never calls (training-only heads) is no layer
     layers = [LayerTime(name, type(layer).__name__, statistics.median(spent[name])) for name, layer in timed if name in called]
-    outside = max(0.0, total_ms - sum(layer.median_ms for layer in layers))
-    return (*layers, LayerTime(OUTSIDE, "", outside))
+    return (*layers, LayerTime(OUTSIDE, "", max(0.0, statistics.median(outside))))
 
 
 def measure_latency(
@@ -195,7 +200,7 @@ def measure_round_robin(
                     samples[name].append((time.perf_counter_ns() - start) / 1e6)
             for name, module in modules.items():
                 q25, median, q75 = _quartiles(samples[name])
-                layers = _per_layer(module, x, repeats, median) if per_layer else ()
+                layers = _per_layer(module, x, repeats) if per_layer else ()
                 results[name] = LatencyResult(
                     median_ms=median, q25_ms=q25, q75_ms=q75, min_ms=min(samples[name]), repeats=repeats,
                     warmup=warmup, threads=threads, input_shape=tuple(int(s) for s in input_shape), layers=layers,
