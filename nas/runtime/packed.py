@@ -20,11 +20,12 @@ module (exact type)                    packed form
 Everything else (the FP stem, FP 1×1 shortcuts and laterals, IB layers, pooling, upsampling, the
 FP heads) stays torch, in channels-last memory (:func:`channels_last`): the kernels read and write
 NHWC, and torch's 3×3/2 max pool of the stem takes ~25× longer on NCHW tensors than on NHWC ones
-(8.6 vs 0.33 ms at 32 @ 128², one thread). ``ConvUnit`` and ``Sequential`` match by exact type, so a subclass with a
-different forward is never fused on a wrong assumption; a binary layer no rule covers (a grouped,
-dilated or non-square conv) raises :class:`UnpackableError`, and :func:`pack_model` checks that every binary
-layer of the input became exactly one packed op, so a block added to the builder later fails
-loudly rather than running unpacked.
+(8.6 vs 0.33 ms at 32 @ 128², one thread). ``ConvUnit`` and ``Sequential`` match by exact type,
+so a subclass with a different forward is never fused on a wrong assumption (it is packed conv by
+conv); a binary layer no rule covers (a grouped, dilated or non-square conv) raises
+:class:`UnpackableError`, and :func:`pack_model` checks that every binary layer of the input
+became exactly one packed op, so a block added to the builder later fails loudly rather than
+running unpacked.
 
 Packing changes only rounding: the folded scale and bias reorder float operations, so predictions
 agree with the emulated network within float tolerance, not bit for bit (the binary conv itself
@@ -233,7 +234,7 @@ def channels_last(model: nn.Module) -> nn.Module:
 
 
 def fusion_summary(model: nn.Module) -> dict[str, int]:
-    """How many packed convs of a packed model fuse what: ``{"bn+residual+rprelu": 20, ...}``."""
+    """How many packed convs of a packed model fuse what: ``{"bn+rprelu+residual": 20, ...}``."""
     return dict(Counter("+".join(conv.fused) or "scale only" for conv in _packed_convs(model)))
 
 
