@@ -3,7 +3,8 @@
 ``emulated`` is the network as trained (sign + float conv), ``packed`` the same weights through
 :func:`~nas.runtime.packed.pack_model`, ``fp`` the ``mtdp-fp`` preset at the same width (the
 network Δm is measured against) as torch runs it by default (NCHW), ``fp-channels-last`` the same
-in channels-last memory, as the packed network's FP layers run. Used by ``bimtdp bench latency`` and benchmarks/bench_latency.py.
+in channels-last memory, as the packed network's FP layers run. Used by ``bimtdp bench latency``
+and benchmarks/bench_latency.py.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class LatencyComparison:
             lines.append(f"speed-up of {fast} over {slow}: {value:.2f}x")
         for name, result in self.results.items() if layers else ():
             total = sum(layer.median_ms for layer in result.layers)
-            lines.append(f"\n{name}: per layer, median ms and share of their sum ({total:.2f} ms), by module class, then by block")
+            lines.append(f"\n{name}: per layer, median ms and share of their sum ({total:.2f} ms), "
+                         "by module class, then by block")
             for table in (result.by_kind(), result.grouped()):
                 for key, ms in sorted(table.items(), key=lambda kv: -kv[1]):
                     lines.append(f"  {key:<26} {ms:>8.2f} {100 * ms / total:>6.1f} %")
