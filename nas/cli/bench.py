@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--arch", metavar="FILE", help="an architecture file, .json or .yaml")
     lat.add_argument("--dataset", help="whose tasks and default resolution (default: the export's, else synth)")
     lat.add_argument("--resolution", metavar="HxW", help="input size, sides multiples of 32 (default: the dataset's)")
-    lat.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
+    lat.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="torch threads (the FP layers); the packed kernels run on one (default: 1)")
     lat.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed passes first (default: 3)")
     lat.add_argument("--repeats", type=int, default=20, metavar="N", help="timed passes (default: 20)")
     lat.add_argument("--networks", default="fp,fp-channels-last,emulated,packed",

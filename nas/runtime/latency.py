@@ -1,13 +1,14 @@
 """Measured latency of a network on this CPU: end to end and per layer, median and spread.
 
 :func:`measure_latency` is the one way latency is measured here (``bimtdp bench latency``, the
-benchmark script, and a latency objective later): a fixed thread count, warm-up runs, then
-``repeats`` timed forward passes under ``torch.inference_mode`` on one random input;
-:func:`measure_round_robin` does the same for several networks, one pass of each in turn. End-to-end
-runs carry no hooks; the per-layer passes are separate (forward hooks on every leaf module and on
-every binary conv as a whole, emulated or packed); what each such pass spends outside the timed
-modules (residual adds, upsampling, gating, Python) is reported as ``(outside modules)``. Medians
-per layer add up to about a hooked pass, which takes a little longer than a pass without hooks.
+benchmark script, and a latency objective later): a fixed torch thread count (the packed kernels
+are single-threaded whatever it is), warm-up runs, then ``repeats`` timed forward passes under
+``torch.inference_mode`` on one random input; :func:`measure_round_robin` does the same for
+several networks, one pass of each in turn. End-to-end runs carry no hooks; the per-layer passes
+are separate (forward hooks on every leaf module and on every binary conv as a whole, emulated or
+packed); what each such pass spends outside the timed modules (residual adds, upsampling, gating,
+Python) is reported as ``(outside modules)``. Medians per layer add up to about a hooked pass,
+which takes a little longer than a pass without hooks.
 """
 
 from __future__ import annotations
