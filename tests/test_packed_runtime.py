@@ -274,3 +274,9 @@ def test_bench_latency_bad_input_is_one_line_exit_2(options, message, capsys) ->
     assert main(["bench", "latency", *options]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and message in captured.err
+
+
+def test_bench_latency_help_has_examples(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "latency", "--help"])
+    assert exit_.value.code == 0 and "bimtdp bench latency --export" in capsys.readouterr().out

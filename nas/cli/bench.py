@@ -5,9 +5,7 @@ examples:
   bimtdp bench tabulate --space mini --fidelity quick --backend ray --concurrency 2
   bimtdp bench compare --table benchmarks/tables/mini-quick.csv --samplers random,nsga2,tpe,gp \\
       --trials 100 --seeds 10
-  bimtdp bench latency --preset bi-mtdp-f                     # fp, emulated, packed at 256x256
-  bimtdp bench latency --export results/demo/exports/3f2a9c1d07 --layers --json
-  bimtdp bench latency --arch my_arch.yaml --resolution 128x128 --threads 2 --networks packed
+  bimtdp bench latency --preset bi-mtdp-f --layers
 
 `tabulate` is an ordinary study (results/bench-<space>-<fidelity>/ unless --study says otherwise):
 re-running it resumes, and failed architectures are retried once per run. `compare` looks up
@@ -30,6 +28,13 @@ from pathlib import Path
 
 from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, add_subverb, print_json, ray_options
 from nas.errors import ConfigError
+
+
+LATENCY_EXAMPLES = """examples:
+  bimtdp bench latency --preset bi-mtdp-f                     # fp, fp-channels-last, emulated, packed
+  bimtdp bench latency --export results/demo/exports/3f2a9c1d07 --layers --json
+  bimtdp bench latency --arch my_arch.yaml --resolution 128x128 --threads 2 --networks packed
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
     lat = actions.add_parser("latency", help="latency of an architecture: emulated, packed and FP",
-                             description="Time an export, a preset or an architecture file at batch 1.")
+                             description="Time an export, a preset or an architecture file at batch 1.",
+                             epilog=LATENCY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = lat.add_mutually_exclusive_group(required=True)
     what.add_argument("--export", metavar="DIR", help="an export folder (its trained weights and dataset)")
     what.add_argument("--preset", metavar="NAME", help="a preset: mtdp-fp, bi-mtdp-f, bi-mtdp-c, bi-mtdp-naive")
