@@ -28,7 +28,7 @@ from nas.runtime.packed import (
     pack_model,
 )
 from search_spaces import PRESETS, get_preset, get_space
-from test_kernels import no_library  # noqa: F401  (fixture: no compiler, empty kernel cache)
+from test_kernels import needs_compiler, no_library  # noqa: F401  (no_library: a fixture)
 
 TASKS = dataset_meta("synth").tasks
 WIDTH = 0.125
@@ -204,6 +204,7 @@ def export_folder(tmp_path_factory):
     return folder
 
 
+@needs_compiler
 def test_export_loads_as_a_packed_network_that_predicts_the_same(export_folder, monkeypatch, capsys) -> None:
     monkeypatch.delenv("BIMTDP_KERNEL_ISA", raising=False)
     arch, emulated = load_export(export_folder)
