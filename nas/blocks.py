@@ -19,6 +19,7 @@ from nas.binary import BinaryConv2d, RPReLU
 
 __all__ = [
     "Backbone",
+    "ChannelAffine",
     "ConvUnit",
     "Decoder",
     "IBLayer",
@@ -226,12 +227,38 @@ class PADistillation(nn.Module):
         return received
 
 
+class ChannelAffine(nn.Module):
+    """``γ_c·x + β_c``: a learnable scale and shift per channel (dim 1), what a BN is once folded."""
+
+    def __init__(self, scale: Tensor) -> None:
+        super().__init__()
+        # 1-D, so that the trainer treats them like BN's (no weight decay)
+        self.scale = nn.Parameter(scale.detach().clone().flatten())
+        self.shift = nn.Parameter(torch.zeros_like(self.scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.addcmul(self.shift.view(1, -1, 1, 1), x, self.scale.view(1, -1, 1, 1))
+
+
 class TaskHead(nn.Module):
-    """A task's final 1×1 predictor (binary when the architecture binarizes heads), with a bias."""
+    """A task's final 1×1 predictor (binary when the architecture binarizes heads).
+
+    A task's output has a scale of its own (metres of depth, logits), which a ±1 sum cannot learn:
+    with ``binarizer.weight_scale: none`` a binary head computes integers in [-C, C] in steps of 2
+    (plus a bias), so a depth head cannot express a smooth map in metres. Every other binary conv
+    of the network is followed by a BN, and a channel-scaled head multiplies by mean|W| per
+    channel; an unscaled binary head gets the missing learnable per-channel scale and shift
+    (:class:`ChannelAffine`, its conv without a bias), its scale starting at mean|W| of the
+    initial latent weights, so it starts where a channel-scaled head starts. FP and
+    channel-scaled heads are unchanged (a plain 1×1 conv with a bias).
+    """
 
     def __init__(self, channels: int, out_channels: int, *, binary: bool, binarizer: Binarizer) -> None:
         super().__init__()
-        self.conv = conv(channels, out_channels, 1, binary=binary, binarizer=binarizer, bias=True)
+        unscaled = binary and binarizer.weight_scale == "none"
+        self.conv = conv(channels, out_channels, 1, binary=binary, binarizer=binarizer, bias=not unscaled)
+        self.affine = ChannelAffine(self.conv.weight.abs().mean(dim=(1, 2, 3))) if unscaled else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
+        out = self.conv(x)
+        return out if self.affine is None else self.affine(out)
