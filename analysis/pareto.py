@@ -23,6 +23,7 @@ from analysis.objectives import ObjectiveLike, cost_index, directions_of, is_log
 
 __all__ = [
     "as_bool",
+    "below_prior_tasks",
     "evaluated_trials",
     "front_members",
     "knee_point",
@@ -120,6 +121,15 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     if fronts:
         mask[fronts[0]] = True
     return mask
+
+
+def below_prior_tasks(frame: pd.DataFrame) -> pd.Series:
+    """Per row, the tasks (a ``;``-separated string, ``""`` when none) on which the trained network
+    is worse than the trivial prior (column ``below_prior``, see :mod:`nas.prior`); ``""`` everywhere
+    when a table has no such column (older studies)."""
+    if "below_prior" not in frame.columns:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame["below_prior"].map(lambda v: v if isinstance(v, str) else "")
 
 
 def as_bool(series: pd.Series, *, default: bool = True) -> pd.Series:

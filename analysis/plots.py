@@ -77,6 +77,7 @@ _COLOR = {
     "infeasible": "#7f7f7f",
     "failed": "#000000",
     "knee": "#f2b701",
+    "below_prior": "#7b3294",
     "binary": "#d95f02",
     "ib": "#1b9e77",
     "kd": "#7570b3",
@@ -180,6 +181,8 @@ def plot_tradeoff(
     The front is drawn as an attainment staircase (the best accuracy reachable within each cost),
     which is how a budget is read off it. Infeasible trials are drawn as crosses, failed ones
     (no accuracy) as ticks on the cost axis at their cost when it is known, counted in the legend.
+    Trials worse than the trivial prior on some task (``below_prior``) are ringed, front members
+    included: their accuracy is a training failure, not a verdict on the design.
 
     Returns:
         The :class:`~analysis.tradeoff.TradeoffData` that was drawn.
@@ -216,6 +219,12 @@ def plot_tradeoff(
     if len(data.presets):
         handles.append(ax.scatter(x_of(data.presets), y_of(data.presets), s=70, marker="D", facecolor="none",
                                   edgecolor=_COLOR["preset"], linewidth=1.5, zorder=5, label="paper preset"))
+    if len(data.below_prior):
+        on_front = int(data.below_prior["number"].isin(data.front["number"]).sum()) if "number" in data.front else 0
+        handles.append(ax.scatter(x_of(data.below_prior), y_of(data.below_prior), s=150, marker="o", facecolor="none",
+                                  edgecolor=_COLOR["below_prior"], linewidth=1.6, linestyle="--", zorder=6,
+                                  label=f"worse than the trivial prior on a task ({len(data.below_prior)}, "
+                                        f"{on_front} on the front)"))
     if data.knee is not None:
         kx, ky = float(data.knee[data.x.column]), float(data.knee[data.y.column])
         handles.append(ax.scatter([kx], [ky], s=240, marker="*", color=_COLOR["knee"], edgecolor="black",

@@ -21,7 +21,7 @@ import pandas as pd
 from analysis.architecture import si_format
 from analysis.metric_columns import TaskMetric, task_metrics
 from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
-from analysis.pareto import front_members, knee_point
+from analysis.pareto import below_prior_tasks, front_members, knee_point
 
 __all__ = ["PLOT_CAPTIONS", "ReportData", "RunSummary", "render_report", "report_data"]
 
@@ -44,6 +44,8 @@ class RunSummary:
         failures: ``(trial number, arch id, reason)`` of every FAIL trial.
         infeasible: complete trials that break a constraint.
         duplicates: complete trials that reused an earlier trial's result (same architecture).
+        below_prior: ``(trial number, arch id, tasks)`` of every complete trial worse than the
+            trivial prior on some task (:mod:`nas.prior`): the tasks it learned nothing on.
         wall_seconds: first trial start to last trial end (``nan`` without timestamps).
         training_seconds: proxy training time summed over trials.
         mean_training_seconds: per trained (non-duplicate, complete) trial.
@@ -53,6 +55,7 @@ class RunSummary:
     failures: list[tuple[int, str, str]]
     infeasible: int
     duplicates: int
+    below_prior: list[tuple[int, str, str]]
     wall_seconds: float
     training_seconds: float
     mean_training_seconds: float
@@ -106,6 +109,8 @@ def _run_summary(trials: pd.DataFrame) -> RunSummary:
         failures=failures,
         infeasible=int((~feasible).sum()) if feasible is not None else 0,
         duplicates=int(duplicate.sum()),
+        below_prior=[(int(row["number"]), str(row.get("arch_id") or ""), tasks.replace(";", ", "))
+                     for (_, row), tasks in zip(complete.iterrows(), below_prior_tasks(complete)) if tasks],
         wall_seconds=_times(trials),
         training_seconds=float(seconds.fillna(0).sum()),
         mean_training_seconds=float(trained.mean()) if len(trained) else math.nan,
@@ -201,9 +206,13 @@ def _front_lines(data: ReportData) -> list[str]:
     costs = [c for c in COST_COLUMNS if c in front.columns and c not in {o.column for o in data.objectives}]
     header += [{"size_bits": "size (MB)", "flops": "FLOPs", "bops": "BOPs"}.get(c, c) for c in costs]
     header += [f"{m.task} {m.label} {m.arrow}" for m in data.metrics]
+    flags = below_prior_tasks(front)
+    flagged = int((flags != "").sum())
+    if flagged:
+        header.append("worse than the prior on")
     header.append("export")
     rows = []
-    for _, row in front.iterrows():
+    for index, row in front.iterrows():
         number = int(row["number"])
         cells: list[Any] = [f"**{number}** (knee)" if number == data.knee else number]
         cells.append(row.get("preset") if isinstance(row.get("preset"), str) and row.get("preset") else "")
@@ -215,12 +224,18 @@ def _front_lines(data: ReportData) -> list[str]:
             value = float(row[column])
             cells.append(_number(value / 8e6, 3) if column == "size_bits" else si_format(value))
         cells += [_number(row.get(m.column), 4) for m in data.metrics]
+        if flagged:
+            cells.append(f"⚠ {flags[index].replace(';', ', ')}" if flags[index] else "")
         link = data.exports.get(str(row.get("arch_id", "")))
         cells.append(f"[{row.get('arch_id')}]({link}/)" if link else "–")
         rows.append(cells)
     lines = _table(header, rows)
     lines.append("")
     notes = [f"{len(front)} architecture(s), sorted by cost; ↑ higher is better, ↓ lower is better."]
+    if flagged:
+        notes.append(f"{flagged} member(s) score worse than the trivial prior (per-pixel statistics "
+                     "of the training targets) on the task(s) named: that task was not learned, and their Δm "
+                     "reflects a training failure rather than the design.")
     if data.knee is not None:
         notes.append(f"The knee (best balance, see `analysis.knee_point`) is trial {data.knee}.")
     if not data.exports:
@@ -270,8 +285,13 @@ def render_report(data: ReportData) -> str:
         + (f" ({_duration(run.mean_training_seconds)} per trained architecture)" if math.isfinite(run.mean_training_seconds) else ""),
         f"- trials that reused an earlier result (same architecture): {run.duplicates}",
         f"- complete but infeasible (over a constraint): {run.infeasible}",
+        f"- complete but worse than the trivial prior on a task: {len(run.below_prior)}",
         "",
     ]
+    if run.below_prior:
+        lines += ["### Worse than the trivial prior", ""]
+        lines += _table(["trial", "arch id", "tasks"], [(n, f"`{a}`" if a else "–", t) for n, a, t in run.below_prior])
+        lines.append("")
     if run.failures:
         lines += ["### Failures", ""]
         lines += _table(["trial", "arch id", "reason"], [(n, f"`{a}`" if a else "–", r) for n, a, r in run.failures])

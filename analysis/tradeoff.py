@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.objectives import ObjectiveLike, cost_index, objective_values
-from analysis.pareto import as_bool, evaluated_trials, front_members, knee_point
+from analysis.pareto import as_bool, below_prior_tasks, evaluated_trials, front_members, knee_point
 
 __all__ = ["TradeoffData", "tradeoff_data"]
 
@@ -26,6 +26,8 @@ class TradeoffData:
         front: the feasible Pareto front over ``(y, x)``, cheapest first.
         knee: the front's knee point (``None`` when the front is empty).
         presets: evaluated trials that are named presets (column ``preset`` non-empty).
+        below_prior: evaluated trials worse than the trivial prior on some task (column
+            ``below_prior`` non-empty): their accuracy is a training failure, not the design's.
         failed: FAIL trials (no objective values; their cost may be known).
         n_pruned: PRUNED trials.
         n_unfinished: RUNNING / WAITING trials.
@@ -41,6 +43,7 @@ class TradeoffData:
     front: pd.DataFrame
     knee: pd.Series | None
     presets: pd.DataFrame
+    below_prior: pd.DataFrame
     failed: pd.DataFrame
     n_pruned: int
     n_unfinished: int
@@ -78,6 +81,7 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
         presets = evaluated.loc[evaluated["preset"].fillna("").astype(str) != ""]
     else:
         presets = evaluated.iloc[:0]
+    flagged = below_prior_tasks(evaluated) != ""
     return TradeoffData(
         x=objectives[ix],
         y=objectives[iy],
@@ -86,6 +90,7 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
         front=front,
         knee=knee,
         presets=presets,
+        below_prior=evaluated.loc[flagged.to_numpy()],
         failed=trials.loc[(states == "FAIL").to_numpy()],
         n_pruned=int((states == "PRUNED").sum()),
         n_unfinished=int(states.isin(["RUNNING", "WAITING"]).sum()),

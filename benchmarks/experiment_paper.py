@@ -4,8 +4,8 @@ For each budget (``proxy`` and a longer one, ``--long-factor`` × its steps) and
 FP teacher (``mtdp-fp``, which is also the FP row: Δm 0 by definition) and five binary variants,
 scores every one against the teacher of the same seed and budget, and appends one CSV row per run
 as soon as it finishes (a partial run is still reportable; re-running skips rows already there).
-A trivial, untrained baseline (per-pixel class prior, per-pixel mean depth, per-pixel mean normal,
-per-pixel edge frequency from the training set) shows what "learned" means.
+A trivial, untrained baseline (:mod:`nas.prior`: per-pixel class prior, per-pixel mean depth,
+per-pixel mean normal, per-pixel edge frequency from the training set) shows what "learned" means.
 
 Usage (≈ 1 h on 2 idle cores for 3 seeds at proxy + 4×)::
 
@@ -29,8 +29,9 @@ import torch  # noqa: E402
 
 from nas.arch import Architecture  # noqa: E402
 from nas.fidelity import Fidelity, get_fidelity  # noqa: E402
+from nas.prior import prior_metrics  # noqa: E402
 from nas.tasks import delta_m, get_task  # noqa: E402
-from nas.train import Teacher, TrainData, evaluate, fit, load_data, set_threads  # noqa: E402
+from nas.train import Teacher, TrainData, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset  # noqa: E402
 
 FIELDS = ["budget", "steps", "config", "arch", "seed", "semseg_miou", "depth_rmse", "normals_mean", "edges_odsf",
@@ -59,25 +60,6 @@ def ops_of(arch: Architecture, train: TrainData) -> float:
     h, w = train.meta.cost_resolution
     torch.manual_seed(0)
     return float(count(build(arch, train.meta.tasks), torch.zeros(1, 3, h, w)).ops)
-
-
-class _Prior(torch.nn.Module):
-    """The trivial baseline: per-pixel statistics of the training targets, whatever the image."""
-
-    def __init__(self, train: TrainData) -> None:
-        super().__init__()
-        t = train.targets
-        classes = train.meta.num_classes
-        counts = torch.nn.functional.one_hot(t["semseg"].clamp(max=classes - 1), classes).sum(0).permute(2, 0, 1)
-        self.maps = {
-            "semseg": torch.log(counts.float() + 1.0),
-            "depth": t["depth"].sum(0) / (t["depth"] > 0).sum(0).clamp(min=1),
-            "normals": t["normals"].mean(0),
-            "edges": torch.logit(t["edges"].mean(0).clamp(1e-4, 1 - 1e-4)),
-        }
-
-    def forward(self, x):
-        return {k: v.expand(x.shape[0], *v.shape) for k, v in self.maps.items()}
 
 
 def primary_row(metrics: dict) -> dict[str, float]:
@@ -131,9 +113,8 @@ def run(args: argparse.Namespace) -> None:
             sys.exit(f"{out}: its {label!r} rows were trained for {sorted(recorded[label])} steps, this run would train "
                      f"{fidelity.steps} (the fidelity was retuned since): write to another --out")
     if ("-", "prior", "-") not in done:
-        prior = _Prior(train)
         append(out, {"budget": "-", "steps": 0, "config": "prior", "arch": "-", "seed": "-",
-                     **primary_row(evaluate(prior, val)), "delta_m": "", "ops": 0.0, "seconds": 0.0})
+                     **primary_row(prior_metrics(train, val)), "delta_m": "", "ops": 0.0, "seconds": 0.0})
     for budget, fidelity in budgets:
         for seed in args.seeds:
             if all((budget, c, str(seed)) in done for c in variants):

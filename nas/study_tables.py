@@ -4,7 +4,9 @@ The trials table is the contract between the search and the analysis: one row pe
 ``number``, ``state``, the objective columns (``delta_m``, ``ops``, ...), the cost figures, the
 per-task metrics as ``metric.<task>.<name>``, the architecture as ``arch.<dimension>`` columns
 named by the search space's dimensions (``arch.binarize.neck``, ``arch.ib.beta``, ``arch.width``:
-see :func:`nas.arch.dimension_names`), ``feasible``, ``fail_reason`` and timing.
+see :func:`nas.arch.dimension_names`), ``feasible``, ``fail_reason``,
+``below_prior`` (the tasks, ``;``-separated, on which the trained network is worse than the trivial
+prior: see :mod:`nas.prior`; empty when none) and timing.
 
 Tables written before the columns took the dimension names (``arch.bin_neck``, ``arch.sharing``)
 are read through :func:`migrate_columns`.
@@ -73,6 +75,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "preset": attrs.get("preset", ""),
         "feasible": bool(attrs.get("feasible", True)),
         "fail_reason": attrs.get("fail_reason", ""),
+        "below_prior": ";".join(attrs.get("below_prior") or ()),
         "seconds": attrs.get("seconds", float("nan")),
         "steps": attrs.get("steps", float("nan")),
         "fidelity": attrs.get("fidelity", ""),
@@ -135,6 +138,7 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
                 "objectives": {o.name: row[o.column] for o in objectives},
                 "cost": {c: row[c] for c in COST_COLUMNS if c in row},
                 "metrics": trial.user_attrs.get("metrics", {}),
+                "below_prior": list(trial.user_attrs.get("below_prior") or ()),
                 "arch": trial.user_attrs.get("arch"),
                 "exported": exported,
                 "export": f"exports/{row['arch_id']}" if exported else None,

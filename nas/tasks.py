@@ -138,6 +138,15 @@ class Task:
         :meth:`render` draws one of them."""
         return pred
 
+    def prior(self, targets: Tensor, channels: int, ignore_index: int = 255) -> Tensor:
+        """The trivial prediction ``[channels, H, W]`` from the training ``targets``: here their
+        per-pixel mean (invalid normals are zero vectors and add nothing).
+
+        What a network that ignores its image can do per pixel: the bar any trained network must
+        clear (see :mod:`nas.prior`).
+        """
+        return targets.float().mean(0)
+
 
 def _masked_mean(values: Tensor, mask: Tensor, pred: Tensor) -> Tensor:
     """Mean of ``values`` where ``mask``; an all-invalid batch gives a zero that keeps the graph."""
@@ -188,6 +197,12 @@ class SegmentationTask(Task):
         out[ok] = _palette(num_classes)[np.clip(labels[ok], 0, num_classes - 1)]
         return out
 
+    def prior(self, targets: Tensor, channels: int, ignore_index: int = 255) -> Tensor:
+        """log(1 + count) of each class per pixel: the per-pixel class frequency, as logits."""
+        valid = targets != ignore_index
+        counts = F.one_hot(targets.long().where(valid, 0), channels).mul(valid[..., None]).sum(0).permute(2, 0, 1)
+        return torch.log(counts.float() + 1.0)
+
 
 @dataclass(frozen=True)
 class DepthTask(Task):
@@ -213,6 +228,10 @@ class DepthTask(Task):
         lo, hi = np.percentile(inv[valid], [1, 99]) if valid.any() else (0.0, 1.0)
         rgb = matplotlib.colormaps["magma"](np.clip((inv - lo) / max(hi - lo, 1e-6), 0.0, 1.0))[..., :3]
         return np.where(valid[..., None], rgb * 255, 0).astype(np.uint8)
+
+    def prior(self, targets: Tensor, channels: int, ignore_index: int = 255) -> Tensor:
+        """The mean valid depth (target > 0) of each pixel."""
+        return targets.sum(0) / (targets > 0).sum(0).clamp(min=1)
 
 
 @dataclass(frozen=True)
@@ -255,6 +274,12 @@ class _BinaryMapTask(Task):
 
     def decode(self, pred: Tensor) -> Tensor:
         return pred.sigmoid()
+
+    def prior(self, targets: Tensor, channels: int, ignore_index: int = 255) -> Tensor:
+        """The logit of each pixel's frequency (targets above 1 are unlabelled)."""
+        valid = targets <= 1.0
+        mean = targets.where(valid, 0.0).sum(0) / valid.sum(0).clamp(min=1)
+        return torch.logit(mean.clamp(1e-4, 1 - 1e-4))
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,9 @@ class Evaluator:
             self.dataset, self.fidelity, root=self.data_root, cache_dir=self.directory / "cache", device=device
         )
         teacher = Teacher.load_or_train(self.teacher_dir, train, val, self.fidelity, seed=self.seed, device=device, log=self.log)
-        self._state = {"device": device, "train": train, "val": val, "teacher": teacher}
+        from nas.prior import prior_metrics
+
+        self._state = {"device": device, "train": train, "val": val, "teacher": teacher, "prior": prior_metrics(train, val)}
         self.log(f"data and teacher ready in {time.perf_counter() - started:.1f} s")
 
     @property
@@ -122,10 +124,14 @@ class Evaluator:
         rungs: Sequence[int] = (),
         on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
     ) -> dict[str, Any]:
-        """Proxy-train ``arch``; returns metrics, delta_m, seconds and steps (raises TrainingError).
+        """Proxy-train ``arch``; returns metrics, delta_m, seconds, steps and below_prior (raises TrainingError).
 
+        ``below_prior`` names the tasks on which the trained network scores worse than the trivial
+        prior (:mod:`nas.prior`): a network that learned nothing there. The trial keeps its values
+        (its Δm already pays for the task) and carries the flag to the tables and the report.
         ``rungs``/``on_rung``: intermediate scoring, see :func:`nas.train.fit` (early stopping).
         """
+        from nas.prior import below_prior
         from nas.train import fit
 
         self.prepare()
@@ -135,7 +141,8 @@ class Evaluator:
             # The FP preset at the study's seed *is* the teacher: same network, same training.
             if self.keep_weights:
                 self._save_weights(arch, teacher.model)
-            return {"metrics": teacher.metrics, "delta_m": 0.0, "seconds": 0.0, "steps": self.fidelity.steps}
+            return {"metrics": teacher.metrics, "delta_m": 0.0, "seconds": 0.0, "steps": self.fidelity.steps,
+                    "below_prior": below_prior(teacher.metrics, state["prior"])}
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
             teacher=teacher, seed=self.seed, device=state["device"], reference=teacher.metrics,
@@ -143,7 +150,8 @@ class Evaluator:
         )
         if self.keep_weights:
             self._save_weights(arch, model)
-        return {"metrics": result.metrics, "delta_m": result.delta_m, "seconds": result.seconds, "steps": result.steps}
+        return {"metrics": result.metrics, "delta_m": result.delta_m, "seconds": result.seconds, "steps": result.steps,
+                "below_prior": below_prior(result.metrics, state["prior"])}
 
     def weights_path(self, arch: Architecture) -> Path:
         return self.directory / "weights" / f"{arch.id}.pt"

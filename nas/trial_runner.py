@@ -313,11 +313,13 @@ class TrialRunner:
         return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
 
     def _status(self, trial: optuna.trial.FrozenTrial) -> str:
+        from nas.prior import below_prior_note
+
         attrs = trial.user_attrs
         if trial.state == optuna.trial.TrialState.COMPLETE:
             result = "  ".join(f"{o.name} {v:.4g}" for o, v in zip(self.objectives, trial.values))
             extra = f" (same architecture as trial {attrs['duplicate_of']})" if "duplicate_of" in attrs else ""
-            return f"{result}  {attrs.get('seconds', 0.0):.1f}s{extra}"
+            return f"{result}  {attrs.get('seconds', 0.0):.1f}s{extra}{below_prior_note(attrs)}"
         if trial.state == optuna.trial.TrialState.PRUNED and "pruned_at_step" in attrs:
             step = attrs["pruned_at_step"]
             dm = next((r["delta_m"] for r in attrs.get("rungs", []) if r["step"] == step), float("nan"))

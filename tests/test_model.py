@@ -234,3 +234,34 @@ def test_cuda_forward_backward() -> None:
     model = build(get_preset("bi-mtdp-f").with_changes(width=SMALL), PASCAL).cuda()
     out = _step(model, torch.randn(2, 3, 64, 64, device="cuda"))
     _check_outputs({k: v.cpu() for k, v in out.outputs.items()}, PASCAL, (2, 64, 64))
+
+
+def test_unscaled_binary_heads_get_a_learnable_affine_that_starts_like_the_channel_scale() -> None:
+    # A ±1 sum has no output scale: without the weight scale, the head learns one (ChannelAffine).
+    unscaled = get_preset("bi-mtdp-naive").with_changes(**{"binarizer.weight_scale": "none", "width": SMALL})
+    channel = unscaled.with_changes(**{"binarizer.weight_scale": "channel"})
+    x = torch.randn(2, 32, 5, 5)
+    for name, head in build(unscaled, SYNTH).heads.items():
+        assert head.conv.bias is None and head.affine is not None
+        torch.manual_seed(1)
+        scaled_head = type(head)(32, head.conv.out_channels, binary=True, binarizer=channel.binarizer)
+        torch.manual_seed(1)
+        same = type(head)(32, head.conv.out_channels, binary=True, binarizer=unscaled.binarizer)
+        with torch.no_grad():
+            scaled_head.conv.bias.zero_()
+        # at initialisation the unscaled head computes what the channel-scaled one does ...
+        torch.testing.assert_close(same(x), scaled_head(x))
+        # ... but its scale is a parameter, not tied to the latent weights: its outputs are not on
+        # the ±1-sum lattice (steps of 2) and the scale and shift receive gradients
+        out = same(x)
+        raw = same.conv(x)
+        assert raw.eq(raw.round()).all() and not out.eq(out.round()).all()
+        out.square().mean().backward()
+        assert same.affine.scale.grad.abs().sum() > 0 and same.affine.shift.grad.abs().sum() > 0
+        assert same.affine.scale.dim() == 1  # like BN's: the trainer gives it no weight decay
+
+
+def test_fp_and_channel_scaled_heads_have_no_affine() -> None:
+    for arch in (get_preset("bi-mtdp-naive"), get_preset("bi-mtdp-f"), *list(get_space("mini").enumerate())[:4]):
+        for head in build(arch.with_changes(width=SMALL), SYNTH).heads.values():
+            assert head.affine is None and head.conv.bias is not None

@@ -1,4 +1,5 @@
-"""Show how a study stands: trials by state, the best trial per objective, Pareto size, elapsed time.
+"""Show how a study stands: trials by state, the best trial per objective, Pareto size, elapsed time,
+and the trials that scored worse than the trivial prior on some task (they learned nothing there).
 
 Each "highest"/"lowest" line names one trial and gives all its objectives, so two lines are two
 architectures. The FP reference (the mtdp-fp preset, the teacher's architecture) is listed on its
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     elapsed = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
     compute = sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials)
+    below_prior = {t.number: list(t.user_attrs["below_prior"]) for t in trials
+                   if t.state.name == "COMPLETE" and t.user_attrs.get("below_prior")}
     status = {
         "study": study.study_name,
         "trials": len(trials),
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "pareto_size": len(front_frame(frame, objectives)) if len(frame) else 0,
         "elapsed_seconds": elapsed,
         "training_seconds": compute,
+        "below_prior": below_prior,
         "config": config,
     }
     if args.json:
@@ -103,4 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(_line(f"{label} {objective.name}", best[objective.name], objectives))
     print(f"Pareto front: {status['pareto_size']} architectures")
     print(f"elapsed {elapsed:.0f} s (first start to last finish), training {compute:.0f} s")
+    if below_prior:
+        listed = ", ".join(f"{n} ({', '.join(tasks)})" for n, tasks in sorted(below_prior.items()))
+        print(f"worse than the trivial prior on a task: {len(below_prior)} trials: {listed}")
     return 0
