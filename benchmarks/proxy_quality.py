@@ -53,7 +53,8 @@ import numpy as np  # noqa: E402
 
 from nas.arch import Architecture  # noqa: E402
 from nas.fidelity import Fidelity, get_fidelity  # noqa: E402
-from nas.tasks import get_task  # noqa: E402
+from nas.prior import below_prior, prior_metrics  # noqa: E402
+from nas.tasks import TASKS, get_task  # noqa: E402
 from nas.train import Teacher, TrainingError, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset, get_space  # noqa: E402
 
@@ -61,9 +62,10 @@ FIELDS = ["budget", "seed", "steps", "resolution", "train_images", "eval_images"
           "arch", "name", "width", "binarized", "decoder.sharing", "ops", "semseg_miou", "depth_rmse",
           "normals_mean", "edges_odsf", "delta_m", "seconds", "status", "cpu_seconds"]
 REFERENCE = "long"
-#: Δm (%) below which an architecture has blown up (depth RMSE several times the teacher's): such
-#: architectures are easy to rank last, so the table also gives τ without them.
-BLOW_UP = -50.0
+#: The ``arch``/``name``/``status`` of a budget's trivial-prior row (:mod:`nas.prior`, on that
+#: budget's scenes): a run worse than it on some task is *flagged* (it learned nothing there), and
+#: the table also gives τ without flagged runs.
+PRIOR = "prior"
 PRESETS = ("mtdp-fp", "bi-mtdp-f", "bi-mtdp-c", "bi-mtdp-naive")
 #: Widths sampled: 0.75 is left out to keep the long budget affordable on 2 CPU cores (a width-0.75
 #: step costs ≈ 2× a width-0.5 one and ≈ 4× a width-0.25 one).
@@ -219,12 +221,20 @@ def primary_row(metrics: dict) -> dict[str, float]:
     return {f"{t}_{get_task(t).primary_metric}": metrics[t][get_task(t).primary_metric] for t in metrics}
 
 
-def _row(budget: Budget, name: str, arch: Architecture, ops: float) -> dict:
+def _settings(budget: Budget) -> dict:
     f = budget.fidelity
     return {"budget": budget.name, "seed": budget.seed, "steps": f.steps, "resolution": f.resolution,
-            "train_images": f.train_images, "eval_images": f.eval_images, "batch_size": f.batch_size, "lr": f.lr,
-            "arch": arch.id, "name": name, "width": arch.width, "binarized": binarized(arch),
+            "train_images": f.train_images, "eval_images": f.eval_images, "batch_size": f.batch_size, "lr": f.lr}
+
+
+def _row(budget: Budget, name: str, arch: Architecture, ops: float) -> dict:
+    return {**_settings(budget), "arch": arch.id, "name": name, "width": arch.width, "binarized": binarized(arch),
             "decoder.sharing": arch.decoder.sharing, "ops": ops}
+
+
+def _prior_row(budget: Budget, train, val) -> dict:
+    return {**_settings(budget), "arch": PRIOR, "name": PRIOR, "width": "", "binarized": "", "decoder.sharing": "", "ops": 0.0,
+            **primary_row(prior_metrics(train, val)), "delta_m": "", "seconds": "", "status": PRIOR, "cpu_seconds": ""}
 
 
 def run_budget(budget: Budget, archs: dict[str, Architecture], ops: dict[str, float], out: Path, args,
@@ -239,13 +249,18 @@ def run_budget(budget: Budget, archs: dict[str, Architecture], ops: dict[str, fl
             raise SystemExit(f"{out}: budget {budget.name!r} was run with other settings ({row['steps']} steps, "
                              f"{row['resolution']} px, lr {row['lr']}, seed {row['seed']}); use another --out or --base")
     done = done_keys(out)
-    if all((budget.name, a.id) in done for a in archs.values()):
+    trained = all((budget.name, a.id) in done for a in archs.values())
+    if trained and (budget.name, PRIOR) in done:
         return True
     teacher_dir = Path(args.teacher_dir) / f"{budget.name}-seed{budget.seed}"
     with claim(claims / f"{budget.name}-teacher.lock") as mine:
         if not mine:
             return False
         train, val = load_data("synth", budget.fidelity, cache_dir=args.cache_dir)
+        if (budget.name, PRIOR) not in done_keys(out):
+            append(out, _prior_row(budget, train, val))
+        if trained:
+            return True
         said: list[str] = []
         cpu = time.process_time()
         teacher = Teacher.load_or_train(teacher_dir, train, val, budget.fidelity, seed=budget.seed,
@@ -317,8 +332,8 @@ class Quality:
     seconds: float
     teacher_seconds: float
     resolution: int = 0
-    tau_core: float = math.nan  # over the architectures whose reference Δm is above BLOW_UP
-    n_core: int = 0
+    tau_clean: float = math.nan  # over the architectures flagged (worse than the prior) in neither run
+    n_clean: int = 0
 
     @property
     def tau_per_100s(self) -> float:
@@ -336,6 +351,28 @@ def _front(dm: np.ndarray, ops: np.ndarray) -> set[int]:
     return set(np.flatnonzero(pareto_mask(np.column_stack([dm, ops]), ["maximize", "minimize"])).tolist())
 
 
+def flagged(rows: list[dict]) -> dict[tuple[str, str], list[str]]:
+    """``(budget, arch) -> tasks`` of every run worse than its budget's prior row on some task."""
+    priors = {r["budget"]: _metrics(r) for r in rows if r["status"] == PRIOR}
+    out = {}
+    for r in rows:
+        if r["budget"] in priors and r["status"] in ("ok", "teacher"):
+            tasks = below_prior(_metrics(r), priors[r["budget"]])
+            if tasks:
+                out[(r["budget"], r["arch"])] = tasks
+    return out
+
+
+def _metrics(row: dict) -> dict[str, dict[str, float]]:
+    """A CSV row's primary metrics as ``{task: {metric: value}}``."""
+    out = {}
+    for column, value in row.items():
+        task, _, metric = column.partition("_")
+        if value not in ("", None) and metric and task in TASKS and get_task(task).primary_metric == metric:
+            out[task] = {metric: float(value)}
+    return out
+
+
 def quality(rows: list[dict], budget: str, *, reference: str = REFERENCE, boot: int = 2000) -> Quality | None:
     """Rank and front agreement of ``budget`` with ``reference`` over the architectures both finished."""
     from scipy.stats import kendalltau, spearmanr
@@ -351,8 +388,10 @@ def quality(rows: list[dict], budget: str, *, reference: str = REFERENCE, boot: 
     y = np.array([float(cand[a]["delta_m"]) for a in common])
     ops = np.array([float(ref[a]["ops"]) for a in common])
     tau, tau_p = kendalltau(x, y)
-    core = x > BLOW_UP
-    tau_core = float(kendalltau(x[core], y[core])[0]) if core.sum() >= 3 else math.nan
+    bad = flagged(rows)
+    has_prior = {r["budget"] for r in rows if r["status"] == PRIOR} >= {reference, budget}
+    clean = np.array([(reference, a) not in bad and (budget, a) not in bad for a in common]) & has_prior
+    tau_clean = float(kendalltau(x[clean], y[clean])[0]) if clean.sum() >= 3 else math.nan
     rho, rho_p = spearmanr(x, y)
     rng = np.random.default_rng(0)
     taus = []
@@ -377,7 +416,7 @@ def quality(rows: list[dict], budget: str, *, reference: str = REFERENCE, boot: 
         seconds=float(np.mean(trained)) if trained else math.nan,
         teacher_seconds=teacher[0] if teacher else math.nan,
         resolution=int(cand[common[0]]["resolution"]),
-        tau_core=tau_core, n_core=int(core.sum()),
+        tau_clean=tau_clean, n_clean=int(clean.sum()),
     )
 
 
@@ -445,7 +484,7 @@ def table(path: Path, *, goal: float = 0.7) -> str:
         lines.append("")
     lines += [
         "| budget | steps | px | train/eval | lr | seed | pixel-steps vs `proxy` | n | Kendall τ (p) [90% CI] "
-        f"| τ without blow-ups (long Δm > {BLOW_UP:g}) | Spearman ρ (p) "
+        "| τ without flagged runs (worse than the prior on a task) | Spearman ρ (p) "
         "| front P / R / J | CPU s / arch | teacher s | τ per 100 s | τ − τ(`proxy`) [90% CI] |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -459,7 +498,7 @@ def table(path: Path, *, goal: float = 0.7) -> str:
         lines.append(
             f"| `{q.budget}` | {f['steps']} | {f['resolution']} | {f['train_images']}/{f['eval_images']} | {f['lr']} "
             f"| {f['seed']} | {nominal:.2f}× "
-            f"| {q.n} | {q.tau:.2f} ({q.tau_p:.1g}) [{q.tau_ci[0]:.2f}, {q.tau_ci[1]:.2f}] | {q.tau_core:.2f} (n {q.n_core}) "
+            f"| {q.n} | {q.tau:.2f} ({q.tau_p:.1g}) [{q.tau_ci[0]:.2f}, {q.tau_ci[1]:.2f}] | {q.tau_clean:.2f} (n {q.n_clean}) "
             f"| {q.rho:.2f} ({q.rho_p:.1g}) | {q.precision:.2f} / {q.recall:.2f} / {q.jaccard:.2f} "
             f"| {q.seconds:.1f} | {q.teacher_seconds:.0f} | {q.tau_per_100s:.2f} | {delta} |"
         )
@@ -484,15 +523,21 @@ def delta_m_table(path: Path) -> str:
     plan = list(budgets())
     names = sorted(dict.fromkeys(r["budget"] for r in rows), key=lambda b: plan.index(b) if b in plan else len(plan))
     by = {(r["budget"], r["arch"]): r for r in rows}
-    archs = list(dict.fromkeys((r["arch"], r["name"]) for r in rows))
+    bad = flagged(rows)
+    archs = list(dict.fromkeys((r["arch"], r["name"]) for r in rows if r["status"] != PRIOR))
     key = lambda a: -float(by[(REFERENCE, a[0])]["delta_m"]) if by.get((REFERENCE, a[0]), {}).get("delta_m") else math.inf  # noqa: E731
     archs.sort(key=key)
     lines = ["| architecture | GOPs | " + " | ".join(f"`{b}`" for b in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for arch, name in archs:
         ops = next(float(r["ops"]) for r in rows if r["arch"] == arch) / 1e9
-        cells = [f"{float(by[(b, arch)]['delta_m']):+.1f}" if by.get((b, arch), {}).get("delta_m") else "–" for b in names]
+        cells = [f"{float(by[(b, arch)]['delta_m']):+.1f}" + (" ⚠" if (b, arch) in bad else "")
+                 if by.get((b, arch), {}).get("delta_m") else "–" for b in names]
         lines.append(f"| {name} | {ops:.3f} | " + " | ".join(cells) + " |")
+    if bad:
+        names_of = dict(archs)
+        runs = ", ".join(f"{names_of.get(a, a)} at `{b}` ({', '.join(t)})" for (b, a), t in sorted(bad.items()))
+        lines += ["", f"⚠: worse than the trivial prior (the budget's `{PRIOR}` row) on a task: {runs}"]
     return "\n".join(lines)
 
 
