@@ -230,24 +230,16 @@ class PADistillation(nn.Module):
 class ChannelAffine(nn.Module):
     """``γ_c·x + β_c``, a learnable scale and shift per channel (dim 1): what a BN is once folded.
 
-    The scale is ``base_c · exp(ρ_c)`` with ``ρ`` learned from 0: Adam moves ρ by about the learning
-    rate per step, so the scale changes by a fraction of itself per step whatever its size and never
-    changes sign (the binary weights carry the sign). A scale learned directly, starting near 0.1,
-    moved by several percent per step and could cross zero: scale-invariant losses (normals) give it
-    no pull back, and the predictions flipped.
+    γ is learned directly, like a BN's, so it moves at the same absolute pace as the mean|W| of a
+    channel-scaled binary conv. (A scale learned as ``γ₀·exp(ρ)`` moves by a fraction of itself per
+    step: from γ₀ ≈ 0.1 far too slowly for a head to reach depths in metres within a proxy budget.)
     """
 
-    def __init__(self, base: Tensor) -> None:
+    def __init__(self, scale: Tensor) -> None:
         super().__init__()
-        self.register_buffer("base", base.detach().clone().flatten())
         # 1-D, so that the trainer treats them like BN's (no weight decay)
-        self.log_scale = nn.Parameter(torch.zeros_like(self.base))
-        self.shift = nn.Parameter(torch.zeros_like(self.base))
-
-    @property
-    def scale(self) -> Tensor:
-        """The per-channel multiplier γ."""
-        return self.base * self.log_scale.exp()
+        self.scale = nn.Parameter(scale.detach().clone().flatten())
+        self.shift = nn.Parameter(torch.zeros_like(self.scale))
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.addcmul(self.shift.view(1, -1, 1, 1), x, self.scale.view(1, -1, 1, 1))

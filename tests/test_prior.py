@@ -14,7 +14,7 @@ from analysis.testing import synthetic_trials
 from analysis.tradeoff import tradeoff_data
 from nas.data import dataset_meta
 from nas.fidelity import get_fidelity
-from nas.objectives import parse_objectives
+from nas.study_objectives import parse_objectives
 from nas.prior import PriorPredictor, below_prior, below_prior_note, prior_metrics
 from nas.tasks import TASKS, get_task
 from nas.train import TrainData, load_data
