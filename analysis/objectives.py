@@ -78,7 +78,8 @@ DEFAULT_OBJECTIVES: tuple[Objective, ...] = (
 )
 
 #: The cost figures the search writes for every trial (known before training, never learned).
-COST_COLUMNS: tuple[str, ...] = ("ops", "flops", "bops", "params", "size_bits")
+#: ``latency`` is measured (packed network, batch 1), and only when a study asks for it.
+COST_COLUMNS: tuple[str, ...] = ("ops", "flops", "bops", "params", "size_bits", "latency")
 
 # Columns the search writes: (short name, axis label with unit, drawn on a log scale).
 _KNOWN_COLUMNS: dict[str, tuple[str, str, bool]] = {
@@ -88,6 +89,7 @@ _KNOWN_COLUMNS: dict[str, tuple[str, str, bool]] = {
     "bops": ("BOPs", "BOPs (binary MACs)", True),
     "params": ("params", "parameters", True),
     "size_bits": ("size", "model size (bits)", True),
+    "latency": ("latency", "packed latency (ms, batch 1)", True),
     "seconds": ("time", "trial time (s)", False),
 }
 

@@ -203,8 +203,11 @@ def _front_lines(data: ReportData) -> list[str]:
         return ["No complete feasible trial yet: the front is empty."]
     header = ["trial", "preset", "arch id"]
     header += [f"{short_of(o)} {'↑' if o.direction == 'maximize' else '↓'}" for o in data.objectives]
-    costs = [c for c in COST_COLUMNS if c in front.columns and c not in {o.column for o in data.objectives}]
-    header += [{"size_bits": "size (MB)", "flops": "FLOPs", "bops": "BOPs"}.get(c, c) for c in costs]
+    # a cost the study did not measure (latency) is all missing: no column for it
+    costs = [c for c in COST_COLUMNS if c in front.columns and c not in {o.column for o in data.objectives}
+             and front[c].notna().any()]
+    header += [{"size_bits": "size (MB)", "flops": "FLOPs", "bops": "BOPs", "latency": "latency (ms)"}.get(c, c)
+               for c in costs]
     header += [f"{m.task} {m.label} {m.arrow}" for m in data.metrics]
     flags = below_prior_tasks(front)
     flagged = int((flags != "").sum())
@@ -222,7 +225,8 @@ def _front_lines(data: ReportData) -> list[str]:
             cells.append(si_format(float(value)) if objective.column in COST_COLUMNS else _number(value, 4))
         for column in costs:
             value = float(row[column])
-            cells.append(_number(value / 8e6, 3) if column == "size_bits" else si_format(value))
+            cells.append(_number(value / 8e6, 3) if column == "size_bits"
+                         else _number(value, 3) if column == "latency" else si_format(value))
         cells += [_number(row.get(m.column), 4) for m in data.metrics]
         if flagged:
             cells.append(f"⚠ {flags[index].replace(';', ', ')}" if flags[index] else "")

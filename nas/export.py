@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from nas.arch import Architecture, load_architecture
 from nas.errors import ConfigError
 from nas.model import INPUT_MULTIPLE
+from nas.runtime.arch_latency import LATENCY_COLUMNS
 
 if TYPE_CHECKING:
     import optuna
@@ -441,6 +442,7 @@ def export_architecture(
     metrics: Mapping[str, Any],
     graph: bool = True,
     graph_formats: Sequence[str] = ("torch.export", "torchscript"),
+    latency: Mapping[str, Any] | None = None,
 ) -> tuple[Path, str | None, str]:
     """Write one export folder ``<exports_dir>/<arch.id>/`` atomically.
 
@@ -453,6 +455,8 @@ def export_architecture(
         metrics: written as ``metrics.json``.
         graph: also write the deployable graph.
         graph_formats: formats to try, in order (see :func:`build_graph`).
+        latency: the measured latency and its processor (a study's ``latency*`` attributes), added
+            to ``cost.json`` when given.
 
     Returns:
         The folder, the graph format written (or ``None``) and the note saying why.
@@ -467,6 +471,7 @@ def export_architecture(
     exports_dir = Path(exports_dir)
     _check_writable_target(exports_dir, arch.id)
     cost, model = _cost_record(arch, dataset)
+    cost |= dict(latency or {})
     files: dict[str, bytes] = {
         "arch.json": (json.dumps(arch.to_dict(), indent=2) + "\n").encode("utf-8"),
         "cost.json": _json_bytes(cost),
@@ -519,7 +524,7 @@ def export_architecture(
 
 def _trial_metrics(trial: "optuna.trial.FrozenTrial", study_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     attrs = trial.user_attrs
-    keys = ("delta_m", "ops", "flops", "bops", "params", "size_bits", "seconds", "steps", "feasible", "preset", "duplicate_of")
+    keys = ("delta_m", "ops", "flops", "bops", "params", "size_bits", "latency", "seconds", "steps", "feasible", "preset", "duplicate_of")
     return {
         "study": study_name,
         "trial": trial.number,
@@ -579,7 +584,8 @@ def export_trials(
             except Exception as error:
                 raise ConfigError(f"{path}: cannot read the trained weights ({type(error).__name__}: {error})") from None
         out, graph_format, note = export_architecture(
-            arch, state, directory / "exports", dataset=dataset, metrics=_trial_metrics(trial, study.study_name, config), graph=graph
+            arch, state, directory / "exports", dataset=dataset, metrics=_trial_metrics(trial, study.study_name, config),
+            graph=graph, latency={k: trial.user_attrs[k] for k in LATENCY_COLUMNS if k in trial.user_attrs},
         )
         results.append(
             ExportResult(

@@ -18,6 +18,7 @@ import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from nas.study_open import foreign_processor
 from nas.trial_loop import TrialBudget, disk_full_reason
 from nas.trial_runner import Outcome, TrialRunner
 
@@ -110,6 +111,11 @@ class StudySearcher(Searcher):
             trial.set_user_attr(key, value)
         if result.get(FAILED):
             return Outcome(reason=str(result[FAILED]))
+        if trial.user_attrs.get("refused"):
+            return Outcome(pruned=True)
+        foreign = foreign_processor(self.study, trial.user_attrs)
+        if foreign is not None:  # a Ray node of another CPU model
+            return Outcome(reason=foreign)
         values = tuple(float(result[o.name]) for o in self.runner.objectives)
         if not all(math.isfinite(v) for v in values):
             return Outcome(reason=f"ValueError: non-finite objective values {values}")

@@ -81,6 +81,7 @@ def _runner(setup: dict[str, Any]) -> TrialRunner:
 
 def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
     """One trial's work: the objective values, its user attributes (JSON) and a failure reason."""
+    import optuna
     import ray
 
     from nas.arch import Architecture
@@ -103,6 +104,8 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
 
             on_rung = report_rung if runner.early_stopping is not None else None
             values = runner.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__, on_rung=on_rung)
+        except optuna.TrialPruned:  # over the latency budget, never trained: attrs["refused"] says so
+            pass
         except Exception as error:  # noqa: BLE001 - recorded on the trial, the search goes on
             failed = fail_reason(error)
     attrs["ray_seconds"] = time.perf_counter() - started  # the driver's span minus this: Ray's overhead

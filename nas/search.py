@@ -50,6 +50,8 @@ class SearchConfig:
     sampler: str = "tpe"
     objectives: tuple[str, ...] = ("delta_m", "ops")
     max_ops: float | None = None
+    #: a latency budget in ms (packed network, batch 1): a trial over it is refused before training
+    max_latency: float | None = None
     seed: int = 0
     presets: bool = True
     storage: str | None = None
@@ -64,6 +66,17 @@ class SearchConfig:
     @property
     def directory(self) -> Path:
         return study_dir(self.study, self.results_dir)
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether trials measure their packed latency (an objective or a budget asks for it)."""
+        return "latency" in self.objectives or self.max_latency is not None
+
+    def constraints(self, attrs: dict[str, Any]) -> dict[str, float]:
+        """The budgets as Optuna constraints (feasible when <= 0), from a trial's recorded costs."""
+        budgets = {"max_ops": ("ops", self.max_ops), "max_latency": ("latency", self.max_latency)}
+        return {name: float(attrs[column]) - limit for name, (column, limit) in budgets.items()
+                if limit is not None and column in attrs}
 
     @property
     def storage_url(self) -> str:
@@ -110,6 +123,12 @@ class SearchConfig:
             and math.isfinite(self.max_ops) and self.max_ops > 0
         ):
             raise ConfigError(f"max_ops (--max-ops) must be a positive finite number of OPs, got {self.max_ops!r}")
+        if self.max_latency is not None and not (
+            isinstance(self.max_latency, (int, float)) and not isinstance(self.max_latency, bool)
+            and math.isfinite(self.max_latency) and self.max_latency > 0
+        ):
+            raise ConfigError(f"max_latency (--max-latency) must be a positive finite number of milliseconds, "
+                              f"got {self.max_latency!r}")
         if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and self.threads >= 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         rule = parse_early_stopping(self.early_stopping)

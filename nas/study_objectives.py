@@ -15,6 +15,8 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("ops", "ops", "minimize"),
         Objective("size", "size_bits", "minimize"),
         Objective("params", "params", "minimize"),
+        # measured, not counted: ms of the packed network on this processor (nas.runtime.arch_latency)
+        Objective("latency", "latency", "minimize"),
     )
 }
 

@@ -31,7 +31,9 @@ __all__ = ["BUDGET_FIELD", "CONFIG_ATTR", "IDENTITY_FIELDS", "load_existing", "o
 #: Study user attribute holding the configuration that created the study.
 CONFIG_ATTR = "bimtdp_config"
 #: Fields that define a study: resuming with another value would mix incomparable trials.
-IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "seed")
+IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "max_latency", "seed")
+#: Study user attribute holding the processor its latencies are measured on (nas.runtime.arch_latency).
+PROCESSOR_ATTR = "latency_processor"
 #: The fidelity's content (steps, resolution, lr, ...), stored beside its name; studies created
 #: before it was recorded lack it and are compared by name only.
 BUDGET_FIELD = "fidelity_budget"
@@ -119,8 +121,37 @@ def open_study(config: Any, objectives: tuple[Objective, ...], *, enqueue_preset
             for name in _failed_presets(study) if config.presets else ():
                 log(f"preset {name} failed before: queued again")
                 enqueue_preset(study, name)
+        if config.measures_latency:
+            check_processor(study)
         atomic_write_text(config.directory / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     return study
+
+
+def check_processor(study: optuna.Study) -> None:
+    """One processor per latency objective: the process that opens the study first records its
+    processor; a process on another one (a `bimtdp worker` elsewhere) is refused rather than mixing them."""
+    from dataclasses import asdict
+
+    from nas.runtime.arch_latency import this_processor
+
+    here = asdict(this_processor())
+    stored = study.user_attrs.get(PROCESSOR_ATTR)
+    if stored is None:
+        study.set_user_attr(PROCESSOR_ATTR, here)
+    elif stored != here:
+        raise ConfigError(f"study {study.study_name!r} measures latency on {stored}; this process would "
+                          f"measure it on {here}: run it where the study was created")
+
+
+def foreign_processor(study: optuna.Study, attrs: dict[str, Any]) -> str | None:
+    """Why a trial's latency cannot join the study's (measured on another processor), or None."""
+    stored = study.user_attrs.get(PROCESSOR_ATTR)
+    if stored is None or "latency_cpu" not in attrs:
+        return None
+    measured = {"cpu": attrs["latency_cpu"], "isa": attrs.get("latency_isa"), "threads": attrs.get("latency_threads")}
+    if measured == stored:
+        return None
+    return f"latency measured on {measured}, the study's processor is {stored}: not mixed into one objective"
 
 
 def _wait_for_config(study: optuna.Study) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pandas as pd
 from analysis.objectives import COST_COLUMNS
 from nas.arch import IB_POINTS, KD_POINTS, STAGES, flatten
 from nas.errors import ConfigError
+from nas.runtime.arch_latency import LATENCY_COLUMNS
 from nas.study_objectives import Objective
 from nas.results import atomic_write_json, atomic_write_text
 
@@ -88,6 +89,9 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
     for column in _VALUE_COLUMNS:
         row[column] = attrs.get(column, float("nan"))
+    for column in LATENCY_COLUMNS[1:]:  # the processor a latency was measured on, when one was
+        if column in attrs:
+            row[column] = attrs[column]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         row["delta_m"] = float("nan")  # only finished training gives an accuracy
     for task, metrics in (attrs.get("metrics") or {}).items():
@@ -136,7 +140,7 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
                 "arch_id": row["arch_id"],
                 "preset": row["preset"],
                 "objectives": {o.name: row[o.column] for o in objectives},
-                "cost": {c: row[c] for c in COST_COLUMNS if c in row},
+                "cost": {c: row[c] for c in COST_COLUMNS if c in row and pd.notna(row[c])},
                 "metrics": trial.user_attrs.get("metrics", {}),
                 "below_prior": list(trial.user_attrs.get("below_prior") or ()),
                 "arch": trial.user_attrs.get("arch"),

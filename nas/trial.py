@@ -69,6 +69,8 @@ class Evaluator:
     device: str = "auto"
     log: Callable[[str], None] = print
     keep_weights: bool = True
+    #: also measure the packed network's latency (cached per results root, nas.runtime.arch_latency)
+    latency: bool = False
     _state: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
@@ -81,6 +83,7 @@ class Evaluator:
             seed=config.seed,
             device=device,
             log=log,
+            latency=config.measures_latency,
         )
 
     def prepare(self) -> None:
@@ -115,7 +118,13 @@ class Evaluator:
         return self._state["teacher"]
 
     def cost(self, arch: Architecture) -> dict[str, Any]:
-        return cost_of(arch, self.dataset)
+        """The counted costs, and the measured latency when the study asks for it (before training)."""
+        cost = cost_of(arch, self.dataset)
+        if self.latency:
+            from nas.runtime.arch_latency import LATENCY_CACHE, packed_latency
+
+            cost |= packed_latency(arch, self.dataset, cache_dir=self.directory.parent / LATENCY_CACHE)
+        return cost
 
     def train(
         self,

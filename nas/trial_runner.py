@@ -179,7 +179,13 @@ class TrialRunner:
         cost = self.evaluator.cost(arch)
         for key, value in cost.items():
             record(key, value)
-        record("feasible", self.config.max_ops is None or cost["ops"] <= self.config.max_ops)
+        over = self.config.constraints(cost)
+        record("feasible", all(v <= 0 for v in over.values()))
+        if over.get("max_latency", 0) > 0:  # latency needs no weights: a network over budget is never trained
+            reason = f"refused before training: latency {cost['latency']:.3g} ms > max_latency {self.config.max_latency:g}"
+            record("fail_reason", reason)
+            record("refused", True)
+            raise optuna.TrialPruned(reason)
         steps = self._rung_steps() if on_rung is not None else ()
         if steps:
             outcome = self.evaluator.train(arch, rungs=steps, on_rung=self._rung_recorder(cost, record, on_rung))
@@ -244,9 +250,9 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ record
     def constrain(self, trial: optuna.trial.BaseTrial) -> None:
-        """The OPs budget as Optuna's constraint (feasible when <= 0), which its samplers read."""
-        if self.config.max_ops is not None and "ops" in trial.user_attrs:
-            trial.set_constraint("max_ops", float(trial.user_attrs["ops"]) - self.config.max_ops)
+        """The OPs and latency budgets as Optuna's constraints (feasible when <= 0), which its samplers read."""
+        for name, value in self.config.constraints(trial.user_attrs).items():
+            trial.set_constraint(name, value)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
         """One trial for ``study.optimize``: begin, copy or measure; Optuna records the outcome.

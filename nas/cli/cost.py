@@ -9,6 +9,7 @@ examples:
   bimtdp cost --arch results/demo/exports/3f2a9c1d07/arch.json --modules
   bimtdp cost --space mini --all --json > mini_cost.json
   bimtdp cost --space my_space.yaml --all
+  bimtdp cost --preset bi-mtdp-f --preset bi-mtdp-c --latency
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="count every architecture of --space")
     parser.add_argument("--dataset", default="synth", help="whose tasks and cost resolution to use (default: synth)")
     parser.add_argument("--modules", action="store_true", help="also print the per-module breakdown")
+    parser.add_argument("--latency", action="store_true",
+                        help="also measure each packed network's latency (ms, batch 1, one thread, this processor; "
+                             "median of repeats after warm-up)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -61,11 +65,12 @@ def _row(label: str, arch: Any, report: Any) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     header = f"{'name':<16} {'id':<10} {'FLOPs':>10} {'BOPs':>10} {'OPs':>10} {'params':>11} {'size MB':>8}"
-    lines = [header]
+    latency = rows and "latency" in rows[0]
+    lines = [header + (f" {'latency ms':>10}" if latency else "")]
     for r in rows:
         lines.append(
             f"{r['name']:<16} {r['id']:<10} {r['flops']:>10.4g} {r['bops']:>10.4g} {r['ops']:>10.4g} "
-            f"{r['params']:>11,} {r['size_bits'] / 8e6:>8.3f}"
+            f"{r['params']:>11,} {r['size_bits'] / 8e6:>8.3f}" + (f" {r['latency']:>10.3f}" if latency else "")
         )
     return "\n".join(lines)
 
@@ -86,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)  # weights do not change the count; keep the build reproducible anyway
         report = count(build(arch, meta.tasks), x)
         rows.append(_row(label, arch, report))
+        if args.latency:
+            from nas.runtime.arch_latency import packed_latency
+
+            rows[-1] |= packed_latency(arch, meta.name)
         reports.append(report)
     if args.json:
         result = {
@@ -100,5 +109,8 @@ def run(args: argparse.Namespace) -> int:
         for row, report in zip(rows, reports):
             print(f"== {row['name']} ({row['id']})\n{report.format()}\n")
     print(f"cost at {height}×{width} on {meta.name} ({', '.join(meta.task_names)}); OPs = FLOPs + BOPs/64")
+    if args.latency:
+        print(f"latency: packed, batch 1, {rows[0]['latency_threads']} thread(s), median, on {rows[0]['latency_cpu']} "
+              f"({rows[0]['latency_isa']})")
     print(_table(rows))
     return 0

@@ -5,6 +5,7 @@ examples:
   bimtdp search --study nyud-1 --dataset nyud --data-root /data/NYUD_MT --trials 100 --max-ops 2e8
   bimtdp search --study shared --storage journal:///mnt/shared/shared.log --timeout 3600
   bimtdp search --study fast --space mini --fidelity quick --timeout 600 --early-stopping sh:eta=2,rungs=2
+  bimtdp search --study cpu --space mini --fidelity quick --trials 20 --objectives delta_m,latency --max-latency 5
 
 Re-running the same command resumes the study (finished trials are kept); the results land in
 results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
@@ -28,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold (default: 20)")
     budget.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
-    parser.add_argument("--objectives", default="delta_m,ops", help="comma-separated: delta_m,ops[,size][,params]")
+    parser.add_argument("--objectives", default="delta_m,ops",
+                        help="comma-separated: delta_m,ops[,size][,params][,latency] (latency: ms of the packed "
+                             "network on this processor, batch 1, measured before training)")
     parser.add_argument("--max-ops", type=float, metavar="X", help="OPs budget: a constraint the sampler respects")
+    parser.add_argument("--max-latency", type=float, metavar="MS",
+                        help="latency budget in ms (packed, batch 1, this processor): a trial over it is never trained")
     parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the teacher and every trial")
     parser.add_argument("--no-presets", action="store_true", help="do not start with the paper's variants")
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         objectives=tuple(o.name for o in parse_objectives(args.objectives)),
         max_ops=args.max_ops,
+        max_latency=args.max_latency,
         seed=args.seed,
         presets=not args.no_presets,
         storage=args.storage,

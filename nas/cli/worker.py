@@ -77,6 +77,7 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         sampler=args.sampler or stored.get("sampler") or saved.get("sampler") or "tpe",
         objectives=tuple(stored["objectives"]),
         max_ops=stored.get("max_ops"),
+        max_latency=stored.get("max_latency"),
         seed=stored["seed"],
         early_stopping=args.early_stopping if getattr(args, "early_stopping", None) is not None else stored.get("early_stopping"),
         threads=stored.get("threads", 1),  # the study's: every backend trains with the same threads
