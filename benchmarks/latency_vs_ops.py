@@ -3,11 +3,12 @@
 Measures every architecture of ``mini`` (144) and ``--samples`` architectures sampled from
 ``bimtdp`` (seeded), each packed, untrained, batch 1, one thread, at ``--resolution`` (the search's
 64×64 by default), with the search's own measurement (:func:`nas.runtime.arch_latency.packed_latency`:
-warm-up, median of repeats); costs are counted at the same resolution. Then, from the CSV:
+warm-up, median of repeats, the thread's CPU clock); costs are counted at the same resolution. Then, from the CSV:
 
 - Kendall τ between measured latency and three cost models: OPs = FLOPs + BOPs/64 (the paper's),
   FLOPs + BOPs/18 (the packed binary MAC's measured price, docs/BENCHMARKS.md "Packed binary conv"),
-  and FLOPs + BOPs/18 + other (adding the non-MAC element-wise work fvcore counts as ``other``);
+  FLOPs + BOPs/18 + other (adding the non-MAC element-wise work fvcore counts as ``other``), and
+  FLOPs + BOPs/4 + other (the binary MAC's price at the search's small feature maps);
 - how many members of the OPs front of benchmarks/tables/mini-quick.csv (Δm vs OPs) stay on the
   Δm–latency front of the same trials;
 - repeatability: one architecture (``bi-mtdp-f``) measured ``--repeatability`` times (spread);
@@ -34,6 +35,8 @@ MODELS = {
     "ops (BOPs/64)": lambda r: r["flops"] + r["bops"] / 64,
     "FLOPs + BOPs/18": lambda r: r["flops"] + r["bops"] / 18,
     "FLOPs + BOPs/18 + other": lambda r: r["flops"] + r["bops"] / 18 + r["other"],
+    # the price at the search's small maps (16-64 channels at 8-16 px: 1.1-6x an FP32 MAC, BENCHMARKS.md)
+    "FLOPs + BOPs/4 + other": lambda r: r["flops"] + r["bops"] / 4 + r["other"],
 }
 
 

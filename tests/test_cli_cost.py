@@ -99,3 +99,12 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
         main(["cost", "--help"])
     assert info.value.code == 0
     assert "bimtdp cost --preset bi-mtdp-f" in capsys.readouterr().out
+
+
+def test_latency_is_measured_on_request_with_its_processor(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.runtime.arch_latency import this_processor
+
+    figures = _json(capsys, "--preset", "bi-mtdp-naive", "--latency")["architectures"]["bi-mtdp-naive"]
+    assert figures["latency"] > 0 and figures["latency_cpu"] == this_processor().cpu
+    assert figures["latency_threads"] == 1
+    assert "latency" not in _json(capsys, "--preset", "bi-mtdp-naive")["architectures"]["bi-mtdp-naive"]

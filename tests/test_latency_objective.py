@@ -81,3 +81,13 @@ def test_a_study_measured_on_another_processor_is_refused(tmp_path) -> None:
     study.set_user_attr(PROCESSOR_ATTR, {"cpu": "another CPU", "isa": "avx2", "threads": 1})
     with pytest.raises(ConfigError, match="another CPU"):
         Search(config, log=lambda line: None).open()
+
+
+def test_an_unknown_clock_is_refused() -> None:
+    from torch import nn
+
+    from nas.runtime.latency import measure_latency
+
+    with pytest.raises(ValueError, match="clock must be one of"):
+        measure_latency(nn.Identity(), (1, 3, 8, 8), clock="sundial")
+    assert measure_latency(nn.Identity(), (1, 3, 8, 8), clock="thread", repeats=3, per_layer=False).median_ms >= 0

@@ -3,7 +3,10 @@
 Latency does not depend on trained weights, so it is measured on the untrained network built
 from the architecture (packed with :func:`~nas.runtime.packed.pack_model`; fresh batch norms fold
 like trained ones), at batch 1, with :func:`~nas.runtime.latency.measure_latency` (warm-up, median
-of repeats, a fixed torch thread count). A measurement is cached on disk, keyed by everything it
+of repeats, one torch thread) on the measuring thread's CPU clock: with one thread that is the
+latency the network has on an otherwise idle core, and time the OS hands to other processes on a
+shared machine does not count (wall-clock medians of the same network varied by 60% at load 12 on
+2 cores; see docs/LATENCY.md). A measurement is cached on disk, keyed by everything it
 depends on besides the load: the architecture, the resolution, the threads, the kernel path (ISA)
 and the processor's model, so the same architecture on the same machine is measured once per
 results root. Every figure carries the processor it was measured on (:class:`Processor`), so
@@ -26,6 +29,8 @@ LATENCY_COLUMNS = ("latency", "latency_iqr", "latency_cpu", "latency_isa", "late
 LATENCY_CACHE = "latency-cache"
 #: torch's threads while timing (the packed kernels are single-threaded whatever it is).
 THREADS = 1
+#: The clock timing each pass (nas.runtime.latency.CLOCKS).
+CLOCK = "thread"
 #: Warm-up passes and timed passes per measurement (the median is the figure).
 WARMUP, REPEATS = 2, 7
 
@@ -63,7 +68,7 @@ def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, r
     torch.manual_seed(0)  # the untrained weights; the time does not depend on them
     model = pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
     result = measure_latency(model, (1, 3, *resolution), threads=threads, warmup=WARMUP, repeats=repeats,
-                             per_layer=False)
+                             per_layer=False, clock=CLOCK)
     return {"latency": result.median_ms, "latency_iqr": result.iqr_ms}
 
 

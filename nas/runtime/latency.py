@@ -23,10 +23,14 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["OUTSIDE", "LatencyResult", "LayerTime", "cpu_model", "measure_latency", "measure_round_robin"]
+__all__ = ["CLOCKS", "OUTSIDE", "LatencyResult", "LayerTime", "cpu_model", "measure_latency", "measure_round_robin"]
 
 #: The per-layer row holding the time spent outside every timed module.
 OUTSIDE = "(outside modules)"
+#: End-to-end clocks: ``wall`` (elapsed time), or ``thread`` (CPU time of the measuring thread:
+#: with one thread it is the pass's time minus what the OS gave other processes meanwhile, the
+#: figure to rank networks by on a shared machine; per-layer times are always wall time).
+CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,7 @@ def measure_latency(
     warmup: int = 3,
     repeats: int = 10,
     per_layer: bool = True,
+    clock: str = "wall",
 ) -> LatencyResult:
     """Time ``module`` on a random input of ``input_shape`` with ``threads`` torch threads.
 
@@ -164,7 +169,7 @@ def measure_latency(
         ValueError: threads or repeats below 1, warmup below 0.
     """
     return measure_round_robin({"": module}, input_shape, threads=threads, warmup=warmup, repeats=repeats,
-                               per_layer=per_layer)[""]
+                               per_layer=per_layer, clock=clock)[""]
 
 
 def measure_round_robin(
@@ -175,14 +180,18 @@ def measure_round_robin(
     warmup: int = 3,
     repeats: int = 10,
     per_layer: bool = True,
+    clock: str = "wall",
 ) -> dict[str, LatencyResult]:
     """:func:`measure_latency` of several networks, their timed passes taken in turn.
 
     Round ``r`` times every network once, so a change in the machine's load hits all of them
-    alike and their ratios stay meaningful on a shared machine.
+    alike and their ratios stay meaningful on a shared machine. ``clock``: one of :data:`CLOCKS`.
     """
     if threads < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"threads and repeats must be >= 1 and warmup >= 0 (got {threads}, {repeats}, {warmup})")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {list(CLOCKS)}, got {clock!r}")
+    now = CLOCKS[clock]
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
@@ -196,9 +205,9 @@ def measure_round_robin(
                     module(x)
             for _ in range(repeats):
                 for name, module in modules.items():
-                    start = time.perf_counter_ns()
+                    start = now()
                     module(x)
-                    samples[name].append((time.perf_counter_ns() - start) / 1e6)
+                    samples[name].append((now() - start) / 1e6)
             for name, module in modules.items():
                 q25, median, q75 = _quartiles(samples[name])
                 layers = _per_layer(module, x, repeats) if per_layer else ()
