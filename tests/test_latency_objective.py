@@ -91,3 +91,14 @@ def test_an_unknown_clock_is_refused() -> None:
     with pytest.raises(ValueError, match="clock must be one of"):
         measure_latency(nn.Identity(), (1, 3, 8, 8), clock="sundial")
     assert measure_latency(nn.Identity(), (1, 3, 8, 8), clock="thread", repeats=3, per_layer=False).median_ms >= 0
+
+
+def test_a_trial_measured_on_another_processor_is_named(tmp_path) -> None:
+    from nas.study_open import foreign_processor
+
+    study = Search(smoke_config(tmp_path, objectives=("delta_m", "latency")), log=lambda line: None).open()
+    here = this_processor()
+    same = {"latency_cpu": here.cpu, "latency_isa": here.isa, "latency_threads": here.threads}
+    assert foreign_processor(study, same) is None
+    assert "not mixed" in foreign_processor(study, same | {"latency_cpu": "another CPU"})
+    assert foreign_processor(study, {"ops": 1.0}) is None  # no latency measured: nothing to mix
