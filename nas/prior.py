@@ -10,6 +10,7 @@ the design. :func:`below_prior` names those tasks; the search records them on th
 
 from __future__ import annotations
 
+import weakref
 from typing import Mapping
 
 import torch
@@ -37,16 +38,21 @@ class PriorPredictor(nn.Module):
 
 
 #: (train images, val images) → their prior's metrics; the tensors are held so an id is never reused.
-_CACHE: dict[tuple[int, int], tuple[Tensor, Tensor, dict[str, dict[str, float]]]] = {}
+#: (id(train images), id(val images)) -> weak references to both and the prior's metrics. Weak, so
+#: that the cache never keeps a finished study's scenes alive in a long-lived process (Ray workers,
+#: the test suite); an entry whose splits are gone is dropped.
+_CACHE: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, dict[str, dict[str, float]]]] = {}
 
 
 def prior_metrics(train: TrainData, val: TrainData) -> dict[str, dict[str, float]]:
     """The prior's ``{task: {metric: value}}`` on ``val``, computed once per pair of splits."""
+    for stale in [key for key, (t, v, _) in _CACHE.items() if t() is None or v() is None]:
+        del _CACHE[stale]
     key = (id(train.images), id(val.images))
     cached = _CACHE.get(key)
-    if cached is None or cached[0] is not train.images or cached[1] is not val.images:
+    if cached is None or cached[0]() is not train.images or cached[1]() is not val.images:
         with torch.no_grad():
-            cached = (train.images, val.images, evaluate(PriorPredictor(train), val))
+            cached = (weakref.ref(train.images), weakref.ref(val.images), evaluate(PriorPredictor(train), val))
         _CACHE[key] = cached
     return cached[2]
 
