@@ -65,8 +65,9 @@ def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, r
     from nas.runtime.latency import measure_latency
     from nas.runtime.packed import pack_or_emulate
 
-    torch.manual_seed(0)  # the untrained weights; the time does not depend on them
-    model = pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        torch.manual_seed(0)  # the untrained weights; the time does not depend on them
+        model = pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
     result = measure_latency(model, (1, 3, *resolution), threads=threads, warmup=WARMUP, repeats=repeats,
                              per_layer=False, clock=CLOCK)
     return {"latency": result.median_ms, "latency_iqr": result.iqr_ms}
