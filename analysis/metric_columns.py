@@ -1,18 +1,32 @@
 """Per-task metric columns of the trials table: which is each task's primary metric and which way is better.
 
 The trials table names metrics ``metric.<task>.<name>``. A metric's direction is data, never an
-``if task == "depth"`` in drawing code: the task registry (:data:`nas.tasks.TASKS`) is the one
-authority: each task's primary metric, and its meter's label and direction for every metric it
-computes. A column of a task that is not registered is shown by its name, direction unknown.
+``if task == "depth"`` in drawing code: the caller passes the task registry
+(:data:`nas.model.tasks.TASKS`, the one authority: each task's primary metric, and its meter's label
+and direction for every metric it computes). This package never imports ``nas``: a table read
+without the registry, or a column of a task it does not list, is shown by its name, direction unknown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Protocol
 
 import pandas as pd
 
-__all__ = ["TaskMetric", "task_metrics"]
+__all__ = ["DescribesMetrics", "TaskMetric", "task_metrics"]
+
+
+class DescribesMetrics(Protocol):
+    """What a task tells about its metrics (``nas.model.tasks.TaskSpec`` is one)."""
+
+    @property
+    def primary_metric(self) -> str: ...
+
+    @property
+    def metrics(self) -> Mapping[str, tuple[str, bool]]:
+        """metric name -> (label with unit, higher is better)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,14 +55,14 @@ class TaskMetric:
         return "↑" if self.higher_is_better else "↓"
 
 
-def task_metrics(trials: pd.DataFrame, *, primary_only: bool = True) -> list[TaskMetric]:
+def task_metrics(trials: pd.DataFrame, *, tasks: Mapping[str, DescribesMetrics] | None = None,
+                 primary_only: bool = True) -> list[TaskMetric]:
     """The metric columns present in ``trials``, in column order, one per task when ``primary_only``.
 
-    A task's primary metric is the registry's choice when that column exists, else its first
-    metric column; columns that are not ``metric.<task>.<name>`` are ignored.
+    A task's primary metric is ``tasks``' choice when that column exists, else its first metric
+    column; columns that are not ``metric.<task>.<name>`` are ignored.
     """
-    from nas.tasks import TASKS
-
+    TASKS = tasks or {}
     by_task: dict[str, list[TaskMetric]] = {}
     for column in trials.columns:
         parts = str(column).split(".")

@@ -125,7 +125,7 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
 
 def below_prior_tasks(frame: pd.DataFrame) -> pd.Series:
     """Per row, the tasks (a ``;``-separated string, ``""`` when none) on which the trained network
-    is worse than the trivial prior (column ``below_prior``, see :mod:`nas.prior`); ``""`` everywhere
+    is worse than the trivial prior (column ``below_prior``, see :mod:`nas.training.prior`); ``""`` everywhere
     when a table has no such column (older studies)."""
     if "below_prior" not in frame.columns:
         return pd.Series("", index=frame.index, dtype=object)

@@ -32,9 +32,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from analysis.architecture import ArchitectureGrid, architecture_grid, si_format
+from analysis.atomic import atomic_write_bytes
 from analysis.hypervolume import default_reference, hypervolume_history
 from analysis.importance import MIN_TRIALS_FOR_IMPORTANCE, compute_importances, importance_table
-from analysis.metric_columns import TaskMetric, task_metrics
+from analysis.metric_columns import DescribesMetrics, TaskMetric, task_metrics
 from analysis.objectives import Objective, ObjectiveLike, cost_index, is_log, label_of, objective_values, short_of
 from analysis.pareto import front_members
 from analysis.tradeoff import TradeoffData, tradeoff_data
@@ -110,8 +111,6 @@ def _style(ax: Axes) -> None:
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Render to memory, then temp file + ``os.replace``: readers never see half a PNG."""
-    from nas.results import atomic_write_bytes
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
     return atomic_write_bytes(path, buffer.getvalue())
@@ -365,12 +364,15 @@ def plot_hv_regret(
 
 
 def plot_task_metrics(
-    front: pd.DataFrame, path: str | os.PathLike[str], *, cost: ObjectiveLike = _DEFAULT_COST
+    front: pd.DataFrame, path: str | os.PathLike[str], *, cost: ObjectiveLike = _DEFAULT_COST,
+    tasks: Mapping[str, DescribesMetrics] | None = None,
 ) -> list[TaskMetric]:
     """Each task's primary metric against cost for the Pareto members, one small panel per task.
 
     Δm averages tasks away; this shows which task pays for binarization (often depth and normals
     degrade less than segmentation, or the reverse).
+
+    ``tasks`` (the task registry) names each task's primary metric, its label and direction.
 
     Returns:
         The metrics drawn, one per panel.
@@ -378,7 +380,7 @@ def plot_task_metrics(
     Raises:
         NothingToPlot: the front is empty or has no ``metric.`` columns.
     """
-    metrics = [m for m in task_metrics(front) if pd.to_numeric(front[m.column], errors="coerce").notna().any()]
+    metrics = [m for m in task_metrics(front, tasks=tasks) if pd.to_numeric(front[m.column], errors="coerce").notna().any()]
     if front.empty or not metrics:
         raise NothingToPlot("the Pareto front is empty" if front.empty else "no metric.<task>.<name> columns with values")
     rows = front.assign(_cost=pd.to_numeric(front[cost.column], errors="coerce")).sort_values("_cost")
@@ -540,6 +542,7 @@ def plot_all(
     histories: Mapping[str, pd.DataFrame] | None = None,
     reference: Sequence[float] | np.ndarray | None = None,
     on_skip: Callable[[str, str], None] | None = None,
+    tasks: Mapping[str, DescribesMetrics] | None = None,
 ) -> list[Path]:
     """Write every plot of a study into ``out_dir`` (see :data:`FILENAMES`).
 
@@ -551,6 +554,7 @@ def plot_all(
         histories: HV histories to compare (name → history); ``None`` draws this study's own.
         reference: HV reference point; :func:`~analysis.hypervolume.default_reference` if ``None``.
         on_skip: called with ``(plot name, reason)`` for each plot that cannot be drawn (also logged).
+        tasks: the task registry, for each task's primary metric, label and direction.
 
     Returns:
         The files written, in :data:`FILENAMES` order.
@@ -590,7 +594,7 @@ def plot_all(
         attempt("hypervolume", lambda p: plot_hypervolume(histories, p, objectives=objectives, reference=reference))
 
     front = front_members(trials, objectives)
-    attempt("task_metrics", lambda p: plot_task_metrics(front, p, cost=cost))
+    attempt("task_metrics", lambda p: plot_task_metrics(front, p, cost=cost, tasks=tasks))
     attempt("architectures", lambda p: plot_architecture_grid(front, p, cost=cost))
 
     if study is None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.architecture import si_format
-from analysis.metric_columns import TaskMetric, task_metrics
+from analysis.metric_columns import DescribesMetrics, TaskMetric, task_metrics
 from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
 from analysis.pareto import below_prior_tasks, front_members, knee_point
 
@@ -45,7 +45,7 @@ class RunSummary:
         infeasible: complete trials that break a constraint.
         duplicates: complete trials that reused an earlier trial's result (same architecture).
         below_prior: ``(trial number, arch id, tasks)`` of every complete trial worse than the
-            trivial prior on some task (:mod:`nas.prior`): the tasks it learned nothing on.
+            trivial prior on some task (:mod:`nas.training.prior`): the tasks it learned nothing on.
         wall_seconds: first trial start to last trial end (``nan`` without timestamps).
         training_seconds: proxy training time summed over trials.
         mean_training_seconds: per trained (non-duplicate, complete) trial.
@@ -126,6 +126,7 @@ def report_data(
     plots: Mapping[str, str] | None = None,
     exports: Mapping[str, str] | None = None,
     skipped_plots: Mapping[str, str] | None = None,
+    tasks: Mapping[str, DescribesMetrics] | None = None,
 ) -> ReportData:
     """Compute what the report shows.
 
@@ -137,6 +138,7 @@ def report_data(
         plots: plot name → image path relative to the report.
         exports: arch id → export folder relative to the report (existing exports only).
         skipped_plots: plot name → why it was not drawn.
+        tasks: the task registry, for each task's primary metric, label and direction.
     """
     objectives = tuple(objectives)
     front = front_members(trials, objectives, feasible_only=True)
@@ -148,7 +150,7 @@ def report_data(
         config=dict(config or {}),
         objectives=objectives,
         front=front.reset_index(drop=True),
-        metrics=task_metrics(trials, primary_only=True),
+        metrics=task_metrics(trials, tasks=tasks, primary_only=True),
         knee=knee,
         run=_run_summary(trials),
         plots=dict(plots or {}),

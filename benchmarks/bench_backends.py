@@ -24,9 +24,10 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from nas.ray_backend import RayOptions, run_ray, start_ray  # noqa: E402
-from nas.search import Search, SearchConfig  # noqa: E402
-from nas.trial import Evaluator  # noqa: E402
+from nas.search.config import SearchConfig
+from nas.search.evaluator import Evaluator
+from nas.search.local import Search
+from nas.search.ray_backend import RayOptions, run_ray, start_ray  # noqa: E402
 
 
 def _config(root: Path, study: str, fidelity: str) -> SearchConfig:

@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from nas.cost import count
-from nas.reference import bireal18, resnet18
+from nas.cost.bitops import count
+from nas.cost.reference_nets import bireal18, resnet18
 
 PUBLISHED = {"resnet18": ("FLOPs", 1.81e9), "bireal18": ("OPs", 1.63e8)}
 

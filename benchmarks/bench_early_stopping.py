@@ -33,7 +33,7 @@ RUNS = ("full", "early")
 
 
 def _config(args: argparse.Namespace, study: str, early: str | None):
-    from nas.search import SearchConfig
+    from nas.search.config import SearchConfig
 
     return SearchConfig(study=study, space=args.space, fidelity=args.fidelity, sampler=args.sampler, seed=args.seed,
                         presets=not args.no_presets, results_dir=str(args.root), early_stopping=early)
@@ -44,8 +44,8 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from nas.search import Search
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
+    from nas.search.local import Search
 
     early = args.early_stopping if args.child == "early" else None
     log_file = open(args.root / f"{args.child}.log", "a", buffering=1)
@@ -63,7 +63,7 @@ def _curve(study, objectives, reference, start: dt.datetime, budget: float):
     import pandas as pd
 
     from analysis.hypervolume import hypervolume_history
-    from nas.study_tables import trials_frame
+    from nas.search.study_tables import trials_frame
 
     frame = trials_frame(study)
     ended = pd.to_datetime(frame["datetime_complete"], errors="coerce")
@@ -86,9 +86,9 @@ def _report(args: argparse.Namespace) -> dict:
     import pandas as pd
 
     from analysis.hypervolume import FP_PRESET, default_reference
-    from nas.search import load_existing
-    from nas.study_tables import trials_frame
-    from nas.trial import cost_of
+    from nas.cost.arch_cost import cost_of
+    from nas.search.study_open import load_existing
+    from nas.search.study_tables import trials_frame
     from search_spaces import PRESETS
 
     budget = args.minutes * 60
@@ -159,10 +159,10 @@ def main() -> None:
         return
     args.root = args.root or Path(tempfile.mkdtemp(prefix="bench-early-stopping-"))
     args.root.mkdir(parents=True, exist_ok=True)
-    from nas.search import Search
-    from nas.trial import Evaluator
-
     import torch
+
+    from nas.search.evaluator import Evaluator
+    from nas.search.local import Search
 
     torch.set_num_threads(1)
     tick = time.perf_counter()

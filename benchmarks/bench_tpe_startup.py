@@ -23,7 +23,7 @@ import optuna  # noqa: E402
 
 from nas.bench.replay import replay, trials_to_reach  # noqa: E402
 from nas.bench.table import load_table  # noqa: E402
-from nas.samplers import SAMPLERS  # noqa: E402
+from nas.search.samplers import SAMPLERS  # noqa: E402
 from search_spaces import load_space  # noqa: E402
 
 

@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from nas.fidelity import get_fidelity  # noqa: E402
-from nas.model import build  # noqa: E402
-from nas.train import TrainingLoss, Teacher, _feature_channels, _param_groups, fit, load_data, set_threads  # noqa: E402
+from nas.model.builder import build  # noqa: E402
+from nas.training.fidelity import get_fidelity  # noqa: E402
+from nas.training.teacher import Teacher  # noqa: E402
+from nas.training.train import TrainingLoss, _feature_channels, _param_groups, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset  # noqa: E402
 
 
@@ -96,7 +97,7 @@ def bench_steps(args: argparse.Namespace) -> dict:
 
 
 def bench_trial(args: argparse.Namespace) -> dict:
-    from nas.cost import count
+    from nas.cost.bitops import count
 
     fidelity = get_fidelity(args.fidelity)
     train, val = load_data("synth", fidelity, cache_dir=args.cache_dir)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from nas.fidelity import get_fidelity
-from nas.train import Teacher, fit, load_data, set_threads
+from nas.training.fidelity import get_fidelity
+from nas.training.teacher import Teacher
+from nas.training.train import fit, load_data, set_threads
 
 sys.path.insert(1, str(Path(__file__).resolve().parent))  # after PYTHONPATH: proxy_quality's sample
 from proxy_quality import architectures  # noqa: E402

@@ -4,7 +4,7 @@ For each budget (``proxy`` and a longer one, ``--long-factor`` × its steps) and
 FP teacher (``mtdp-fp``, which is also the FP row: Δm 0 by definition) and five binary variants,
 scores every one against the teacher of the same seed and budget, and appends one CSV row per run
 as soon as it finishes (a partial run is still reportable; re-running skips rows already there).
-A trivial, untrained baseline (:mod:`nas.prior`: per-pixel class prior, per-pixel mean depth,
+A trivial, untrained baseline (:mod:`nas.training.prior`: per-pixel class prior, per-pixel mean depth,
 per-pixel mean normal, per-pixel edge frequency from the training set) shows what "learned" means.
 
 Usage (≈ 1 h on 2 idle cores for 3 seeds at proxy + 4×)::
@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from nas.arch import Architecture  # noqa: E402
-from nas.fidelity import Fidelity, get_fidelity  # noqa: E402
-from nas.prior import prior_metrics  # noqa: E402
-from nas.tasks import delta_m, get_task  # noqa: E402
-from nas.train import Teacher, TrainData, fit, load_data, set_threads  # noqa: E402
+from nas.model.arch import Architecture  # noqa: E402
+from nas.model.tasks import delta_m, get_task  # noqa: E402
+from nas.training.fidelity import Fidelity, get_fidelity  # noqa: E402
+from nas.training.prior import prior_metrics  # noqa: E402
+from nas.training.teacher import Teacher  # noqa: E402
+from nas.training.train import TrainData, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset  # noqa: E402
 
 FIELDS = ["budget", "steps", "config", "arch", "seed", "semseg_miou", "depth_rmse", "normals_mean", "edges_odsf",
@@ -54,8 +55,8 @@ def configs() -> dict[str, Architecture]:
 
 
 def ops_of(arch: Architecture, train: TrainData) -> float:
-    from nas.cost import count
-    from nas.model import build
+    from nas.cost.bitops import count
+    from nas.model.builder import build
 
     h, w = train.meta.cost_resolution
     torch.manual_seed(0)

@@ -62,9 +62,9 @@ def _architectures(samples: int, seed: int):
 def measure(out: Path, resolution: int, samples: int, seed: int, repeatability: int) -> None:
     import torch
 
-    from nas.cost import count
+    from nas.cost.bitops import count
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
     from nas.runtime.arch_latency import packed_latency, this_processor
     from search_spaces import get_preset
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from nas.arch import load_architecture
 from nas.data import dataset_meta, get_dataset
-from nas.model import build
+from nas.model.arch import load_architecture
+from nas.model.builder import build
 from nas.runtime import kernels
 from nas.runtime.packed import fusion_summary, pack_model
 from search_spaces import get_preset

@@ -51,18 +51,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from nas.arch import Architecture  # noqa: E402
-from nas.fidelity import Fidelity, get_fidelity  # noqa: E402
-from nas.prior import below_prior, prior_metrics  # noqa: E402
-from nas.tasks import TASKS, get_task  # noqa: E402
-from nas.train import Teacher, TrainingError, fit, load_data, set_threads  # noqa: E402
+from nas.model.arch import Architecture  # noqa: E402
+from nas.model.tasks import TASKS, get_task  # noqa: E402
+from nas.training.fidelity import Fidelity, get_fidelity  # noqa: E402
+from nas.training.prior import below_prior, prior_metrics  # noqa: E402
+from nas.training.teacher import Teacher  # noqa: E402
+from nas.training.train import TrainingError, fit, load_data, set_threads  # noqa: E402
 from search_spaces import get_preset, get_space  # noqa: E402
 
 FIELDS = ["budget", "seed", "steps", "resolution", "train_images", "eval_images", "batch_size", "lr",
           "arch", "name", "width", "binarized", "decoder.sharing", "ops", "semseg_miou", "depth_rmse",
           "normals_mean", "edges_odsf", "delta_m", "seconds", "status", "cpu_seconds"]
 REFERENCE = "long"
-#: The ``arch``/``name``/``status`` of a budget's trivial-prior row (:mod:`nas.prior`, on that
+#: The ``arch``/``name``/``status`` of a budget's trivial-prior row (:mod:`nas.training.prior`, on that
 #: budget's scenes): a run worse than it on some task is *flagged* (it learned nothing there), and
 #: the table also gives τ without flagged runs.
 PRIOR = "prior"
@@ -85,7 +86,7 @@ class Budget:
     doc: str
 
 
-#: The ``proxy`` fidelity as it was when this study ran (nas/fidelity.py has changed since, to the
+#: The ``proxy`` fidelity as it was when this study ran (nas/training/fidelity.py has changed since, to the
 #: study's ``s150-lr4e-3``): the budgets derive from it, so that re-running resumes the same study.
 STUDY_BASE = Fidelity("proxy-before-tuning", resolution=64, train_images=512, eval_images=128, steps=300,
                       batch_size=32, lr=2e-3)
@@ -153,7 +154,7 @@ def architectures(n: int = 12, seed: int = 0, *, presets: bool = True) -> dict[s
 
 
 def ops_of(arch: Architecture) -> float:
-    from nas.trial import cost_of
+    from nas.cost.arch_cost import cost_of
 
     return float(cost_of(arch, "synth")["ops"])
 

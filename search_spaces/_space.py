@@ -12,7 +12,7 @@ conditional parameters), :meth:`SearchSpace.param_space` (Ray Tune), :meth:`Sear
 (seeded random sampling), :meth:`SearchSpace.enumerate` and :meth:`SearchSpace.size` (small
 spaces), :meth:`SearchSpace.validate` (is a hand-written architecture in this space?), and the
 pair :meth:`SearchSpace.decode` / :meth:`SearchSpace.params_of` between flat parameters and
-:class:`~nas.arch.Architecture`.
+:class:`~nas.model.arch.Architecture`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from nas.arch import Architecture, check_dimension
 from nas.errors import ConfigError
+from nas.model.arch import Architecture, check_dimension
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

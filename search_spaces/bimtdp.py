@@ -1,7 +1,7 @@
 """``bimtdp``: the full Bi-MTDP search space (every dimension of the genotype).
 
 Order matters: a dimension's condition may only read earlier ones. The dimension names and the
-categorical domains come from :mod:`nas.arch` (and the weight-scale list of :mod:`nas.binary`);
+categorical domains come from :mod:`nas.model.arch` (and the weight-scale list of :mod:`nas.model.binary`);
 the numeric grids (width, β, KD weight) and the sign estimators are chosen here.
 
 The estimators are a fixed list, not the registry: a study stores its space's content and refuses
@@ -16,8 +16,8 @@ minute for 150 steps. Width 1.0 remains a valid genotype for full retraining.
 
 from __future__ import annotations
 
-from nas.arch import DISTILL_MODES, IB_POINTS, KD_POINTS, SHARING_MODES, dimension_names
-from nas.binary import WEIGHT_SCALES
+from nas.model.arch import DISTILL_MODES, IB_POINTS, KD_POINTS, SHARING_MODES, dimension_names
+from nas.model.binary import WEIGHT_SCALES
 from search_spaces._space import Dimension, SearchSpace
 
 __all__ = ["BIMTDP", "ESTIMATORS", "WIDTHS", "BETAS", "KD_WEIGHTS"]
@@ -26,7 +26,7 @@ __all__ = ["BIMTDP", "ESTIMATORS", "WIDTHS", "BETAS", "KD_WEIGHTS"]
 ESTIMATORS: tuple[str, ...] = ("ste", "approx")
 
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
-#: β for the per-element-averaged KL (see nas.blocks.IBLayer).
+#: β for the per-element-averaged KL (see nas.model.blocks.IBLayer).
 BETAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 KD_WEIGHTS: tuple[float, ...] = (0.5, 1.0, 2.0)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from nas.arch import IB, KD, Architecture, Binarize, Binarizer, DecoderSpec
 from nas.errors import ConfigError
+from nas.model.arch import IB, KD, Architecture, Binarize, Binarizer, DecoderSpec
 
 __all__ = ["PRESETS", "get_preset", "preset", "preset_doc"]
 

@@ -19,10 +19,12 @@ import torch
 import yaml
 
 from nas.data import dataset_meta
-from nas.model import build
-from nas.study_objectives import parse_objectives
-from nas.search import CONFIG_ATTR, Search, SearchConfig
-from nas.study_tables import write_tables
+from nas.model.builder import build
+from nas.search.config import SearchConfig
+from nas.search.local import Search
+from nas.search.study_objectives import parse_objectives
+from nas.search.study_open import CONFIG_ATTR
+from nas.search.study_tables import write_tables
 from search_spaces import PRESETS, load_space
 
 
@@ -35,7 +37,7 @@ def real_study(root: Path, study: str = "s", trials: int = 6) -> None:
 
 
 def _rough_cost(model: torch.nn.Module) -> dict[str, float]:
-    from nas.binary import BinaryConv2d
+    from nas.model.binary import BinaryConv2d
 
     binary = sum(m.weight.numel() for m in model.modules() if isinstance(m, BinaryConv2d))
     params = sum(p.numel() for p in model.parameters())
@@ -89,7 +91,7 @@ def small_export(tmp_path_factory) -> Path:
     """A real export with a torch.export graph: bi-mtdp-f at width 0.25, untrained weights (import it to use it)."""
     import dataclasses
 
-    from nas.export import export_architecture
+    from nas.deploy.export import export_architecture
     from search_spaces import get_preset
 
     arch = dataclasses.replace(get_preset("bi-mtdp-f"), width=0.25)

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_trials import synthetic_trials
 
 from analysis import (
     DEFAULT_OBJECTIVES,
@@ -19,7 +20,6 @@ from analysis import (
     pareto_front,
     pareto_mask,
 )
-from analysis.testing import synthetic_trials
 
 MAX_MIN = ["maximize", "minimize"]
 

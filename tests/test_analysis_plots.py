@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from synthetic_trials import synthetic_trials
 
 from analysis import (
     DEFAULT_OBJECTIVES,
@@ -29,7 +30,7 @@ from analysis.plots import (
     plot_task_metrics,
     plot_tradeoff,
 )
-from analysis.testing import synthetic_trials
+from nas.model.tasks import TASKS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -107,7 +108,7 @@ def test_hypervolume_plot_compares_studies(tmp_path: Path, trials: pd.DataFrame)
 
 
 def test_task_metrics(tmp_path: Path, front: pd.DataFrame) -> None:
-    metrics = plot_task_metrics(front, tmp_path / "m.png")
+    metrics = plot_task_metrics(front, tmp_path / "m.png", tasks=TASKS)
     assert _is_png(tmp_path / "m.png")
     directions = {m.task: (m.name, m.arrow) for m in metrics}
     assert directions == {
@@ -191,9 +192,9 @@ def test_plot_all_from_a_csv_without_arch_or_metric_columns(tmp_path: Path, tria
 
 def test_metric_directions_come_from_data() -> None:
     frame = pd.DataFrame(columns=["metric.semseg.pixel_acc", "metric.semseg.miou", "metric.depth.abs_rel", "metric.x.novel", "delta_m"])
-    primary = {(m.task, m.name) for m in task_metrics(frame)}
+    primary = {(m.task, m.name) for m in task_metrics(frame, tasks=TASKS)}
     assert primary == {("semseg", "miou"), ("depth", "abs_rel"), ("x", "novel")}  # abs_rel: depth's only column
-    arrows = {m.column: m.arrow for m in task_metrics(frame, primary_only=False)}
+    arrows = {m.column: m.arrow for m in task_metrics(frame, tasks=TASKS, primary_only=False)}
     assert arrows == {
         "metric.semseg.pixel_acc": "↑",
         "metric.semseg.miou": "↑",

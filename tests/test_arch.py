@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.arch import (
+from nas.errors import ConfigError
+from nas.model.arch import (
     IB,
     KD,
     Architecture,
@@ -21,7 +22,6 @@ from nas.arch import (
     load_architecture,
     save_architecture,
 )
-from nas.errors import ConfigError
 from search_spaces import PRESETS, get_preset
 
 
@@ -137,7 +137,7 @@ def test_file_errors_are_one_line_config_errors(tmp_path: Path) -> None:
 def test_flat_form_round_trips_and_names_the_space_dimensions() -> None:
     """One flat form, derived from the dataclass: every preset round-trips, and a flag dimension
     (``binarize.stage2``, ``kd.output``) reads one member of a tuple field."""
-    from nas.arch import dimension_names, flatten
+    from nas.model.arch import dimension_names, flatten
 
     for name, arch in PRESETS.items():
         flat = arch.to_flat()

@@ -15,8 +15,9 @@ from nas.bench.table import TabularBenchmark, load_table
 from nas.bench.tabulate import TabulatingEvaluator, rung_column, tabulate, write_table
 from nas.cli import main
 from nas.errors import ConfigError
-from nas.fidelity import get_fidelity
-from nas.search import Search, SearchConfig
+from nas.search.config import SearchConfig
+from nas.search.local import Search
+from nas.training.fidelity import get_fidelity
 from search_spaces import get_space
 
 #: A four-architecture restriction of mini: tabulating it at smoke takes seconds.
@@ -114,7 +115,7 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
 
 def test_tabulate_with_ray_scores_rungs_on_the_workers(tmp_path) -> None:
     pytest.importorskip("ray")
-    from nas.ray_backend import RayOptions
+    from nas.search.ray_backend import RayOptions
 
     config = tiny_config(tmp_path, study="tab-ray")
     table = tabulate(Search(config, log=lambda line: None), backend="ray", ray_options=RayOptions(concurrency=2),
@@ -239,7 +240,7 @@ def test_summary_reports_checkpoints_and_trials_to_reach() -> None:
 
 
 def test_replay_with_early_stopping_stops_trials_and_charges_their_part_of_the_budget() -> None:
-    from nas.early_stopping import SuccessiveHalving
+    from nas.search.early_stopping import SuccessiveHalving
 
     bench = TabularBenchmark(synthetic_table())
     space = get_space("mini")

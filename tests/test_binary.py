@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas.binary import (
+from nas.model.binary import (
     ESTIMATORS,
     BinaryConv2d,
     BinaryLinear,

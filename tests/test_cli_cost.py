@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.arch import save_architecture
 from nas.cli import main
+from nas.model.arch import save_architecture
 from search_spaces import PRESETS, get_preset
 
 KEYS = {"id", "flops", "bops", "ops", "params", "size_bits"}

@@ -7,13 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from _studies import hand_study
 
 from nas.cli import main
 from nas.errors import ConfigError
 from nas.results import validate_study_name
-from nas.search import SearchConfig
-
-from _studies import hand_study
+from nas.search.config import SearchConfig
 
 
 def _one_line_error(capsys, argv: list[str], *needles: str) -> str:
@@ -87,7 +86,7 @@ def test_train_out_is_checked_before_training(tmp_path, capsys) -> None:
 
 # ----------------------------------------------------------------------------------- #12 links
 def test_a_broken_link_at_an_export_is_one_line(study, capsys) -> None:
-    from nas.search import load_existing
+    from nas.search.study_open import load_existing
 
     loaded = load_existing("s", results_dir=str(study))[0]
     link = study / "s" / "exports" / loaded.trials[1].user_attrs["arch_id"]
@@ -126,9 +125,9 @@ def test_no_study_error_repeats_the_results_dir(tmp_path, capsys) -> None:
 
 
 def test_train_finds_the_teacher_a_search_cached(tmp_path, capsys) -> None:
-    from nas.trial import Evaluator
-
     from _studies import smoke_config
+
+    from nas.search.evaluator import Evaluator
 
     evaluator = Evaluator.for_config(smoke_config(tmp_path), log=lambda line: None)
     evaluator.prepare()  # what a search under this results root does first

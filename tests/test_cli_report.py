@@ -6,14 +6,13 @@ import json
 
 import optuna
 import pytest
+from _studies import hand_study, real_study
 
 from analysis.plots import FILENAMES
 from analysis.report import render_report, report_data
 from nas.cli import main
-from nas.search import load_existing
-from nas.study_tables import trials_frame
-
-from _studies import hand_study, real_study
+from nas.search.study_open import load_existing
+from nas.search.study_tables import trials_frame
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def test_real_search_to_report_and_deployable_export(tmp_path, capsys) -> None:
     """End to end on a real smoke search: plots, report, the knee exported with its graph and reloaded."""
     import torch
 
-    from nas.export import load_export, load_graph
+    from nas.deploy.export import load_export, load_graph
 
     real_study(tmp_path)
     assert main(["report", "--study", "s", "--results-dir", str(tmp_path)]) == 0

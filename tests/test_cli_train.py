@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.arch import save_architecture
 from nas.cli import main
+from nas.model.arch import save_architecture
 from search_spaces import get_preset
-
-
 
 
 def test_json_has_metrics_delta_m_ops_steps_seconds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,12 +60,12 @@ def test_preset_and_arch_are_exclusive(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_divergence_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import nas.train
+    import nas.training.train
 
     def diverge(*args, **kwargs):
-        raise nas.train.TrainingError(2, "loss is nan (non-finite terms: task.depth)")
+        raise nas.training.train.TrainingError(2, "loss is nan (non-finite terms: task.depth)")
 
-    monkeypatch.setattr(nas.train, "fit", diverge)
+    monkeypatch.setattr(nas.training.train, "fit", diverge)
     assert main(["train", "--preset", "mtdp-fp", "--fidelity", "smoke", "--no-teacher", "--threads", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "bimtdp train: error: training failed at step 2: loss is nan (non-finite terms: task.depth)"

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.binary import BinaryConv2d, BinaryLinear
-from nas.cost import count
-from nas.reference import bireal18, resnet18
+from nas.cost.bitops import count
+from nas.cost.reference_nets import bireal18, resnet18
+from nas.model.binary import BinaryConv2d, BinaryLinear
 
 
 def conv_macs(cin: int, cout: int, k: int, h_out: int, w_out: int, groups: int = 1) -> int:

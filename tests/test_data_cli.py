@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from _fake_data import make_pascal
 from PIL import Image
 
-from _fake_data import make_pascal
 from nas.cli import main
 
 

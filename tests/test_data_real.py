@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fake_data import H, W, make_nyud, make_pascal
 from PIL import Image
 
-from _fake_data import H, W, make_nyud, make_pascal
 from nas.data import dataset_meta, get_dataset, load_tensors
 from nas.errors import ConfigError
-
 
 
 @pytest.fixture()

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 
 from nas.cli import main
-from nas.early_stopping import SuccessiveHalving, crowding_distance, parse_early_stopping, rung_population
 from nas.errors import ConfigError
-from nas.search import CONFIG_ATTR, Search, SearchConfig
+from nas.search.config import SearchConfig
+from nas.search.early_stopping import SuccessiveHalving, crowding_distance, parse_early_stopping, rung_population
+from nas.search.local import Search
+from nas.search.study_open import CONFIG_ATTR
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -108,7 +110,7 @@ def scripted_factory(steps: int = 8):
     """
 
     def factory(config, device):
-        from nas.fidelity import get_fidelity
+        from nas.training.fidelity import get_fidelity
 
         class Scripted:
             fidelity = get_fidelity("smoke").with_(steps=steps)
@@ -199,8 +201,8 @@ def test_local_search_prunes_the_dominated_trial_and_keeps_it_off_the_front(tmp_
 
 
 def test_local_search_with_the_real_trainer_scores_rungs(tmp_path) -> None:
-    from nas.fidelity import get_fidelity
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
+    from nas.training.fidelity import get_fidelity
 
     cfg = config(tmp_path, "real", presets=False, early_stopping="sh:eta=2,rungs=2,grace=1").validated()
     evaluator = Evaluator(dataset="synth", fidelity=get_fidelity("smoke").with_(steps=8), directory=cfg.directory,
@@ -227,7 +229,7 @@ def test_cli_flag_errors_and_the_worker_applies_the_stored_rule(tmp_path, capsys
     import argparse
 
     from nas.cli.worker import _rebuild_config
-    from nas.search import load_existing
+    from nas.search.study_open import load_existing
 
     Search(config(tmp_path, "w", early_stopping="sh:eta=3"), log=lambda line: None).open()
     study, stored, _ = load_existing("w", results_dir=str(tmp_path))
@@ -244,7 +246,7 @@ class TestRay:
         pytest.importorskip("ray")
         import ray
 
-        from nas.ray_backend import RayOptions, start_ray
+        from nas.search.ray_backend import RayOptions, start_ray
 
         assert start_ray(RayOptions(num_cpus=2))
         try:
@@ -253,7 +255,7 @@ class TestRay:
             ray.shutdown()
 
     def test_the_scheduler_stops_the_dominated_trial_and_the_study_records_it_pruned(self, runtime, tmp_path) -> None:
-        from nas.ray_backend import RayOptions, run_ray
+        from nas.search.ray_backend import RayOptions, run_ray
 
         lines: list[str] = []
         search = Search(config(tmp_path, "ray"), log=lines.append)

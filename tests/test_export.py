@@ -1,4 +1,4 @@
-"""`bimtdp export` and nas.export on a real smoke study: selection, files, verification, the graph."""
+"""`bimtdp export` and nas.deploy.export on a real smoke study: selection, files, verification, the graph."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import shutil
 import optuna
 import pytest
 import torch
-
-from nas.arch import load_architecture
-from nas.cli import main
-from nas.errors import ConfigError
-from nas.export import Selection, load_export, load_graph, select_trials, verify_export
-from nas.search import load_existing
-
 from _studies import hand_study
+
+from nas.cli import main
+from nas.deploy.export import Selection, load_export, load_graph, select_trials, verify_export
+from nas.errors import ConfigError
+from nas.model.arch import load_architecture
+from nas.search.study_open import load_existing
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,7 @@ def test_knee_export_has_every_file_and_round_trips(study, capsys) -> None:
 
 @pytest.mark.slow
 def test_torchscript_fallback_traces_a_folded_copy(study) -> None:
-    from nas.export import build_graph
+    from nas.deploy.export import build_graph
 
     _, model = load_export(next((study / "s" / "exports").iterdir()))
     x = torch.randn(2, 3, 64, 64)
@@ -120,7 +119,7 @@ def test_bad_selections_exit_2_with_one_line(study, capsys, options, message) ->
 
 def test_missing_weights_are_named_and_nothing_is_written(study, capsys, tmp_path) -> None:
     loaded, config, objectives = load_existing("s", results_dir=str(study))
-    from nas.export import export_trials
+    from nas.deploy.export import export_trials
 
     (trial,) = select_trials(loaded, objectives, Selection(trial=1))
     with pytest.raises(ConfigError, match="no trained weights at .*bimtdp train --arch"):

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from nas.errors import ConfigError
-from nas.export import load_export, load_graph
-
 from _studies import small_export  # noqa: F401  (a session fixture)
+
+from nas.deploy.export import load_export, load_graph
+from nas.errors import ConfigError
 
 
 @pytest.fixture
@@ -174,7 +173,7 @@ def _torchscript_bytes(module: torch.nn.Module) -> bytes:
 
 
 def test_torchscript_with_code_that_runs_at_load_is_refused() -> None:
-    from nas.graph_archive import check_graph_archive
+    from nas.deploy.graph_archive import check_graph_archive
 
     traced = torch.jit.trace(torch.nn.Conv2d(3, 2, 3), torch.zeros(1, 3, 8, 8))
     check_graph_archive(_torchscript_bytes(traced), "torchscript", "model.ts")  # what our fallback writes: accepted

@@ -8,11 +8,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from _studies import hand_study
 
 from nas.cli import main
-from nas.search import load_existing
-
-from _studies import hand_study
+from nas.search.study_open import load_existing
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def study(tmp_path_factory) -> Path:
     twin = loaded.trials[max(front_numbers)]  # a front member, so its duplicate would be on the front too
     attrs = {**twin.user_attrs, "duplicate_of": twin.number, "preset": ""}
     created.add_trial(optuna.trial.create_trial(values=twin.values, user_attrs=attrs))
-    from nas.study_tables import write_tables
+    from nas.search.study_tables import write_tables
 
     write_tables(created, objectives, root / "s")
     return root

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas.binary import BinaryConv2d, sign
 from nas.errors import ConfigError
+from nas.model.binary import BinaryConv2d, sign
 from nas.runtime import kernels
 from nas.runtime.kernels import (
     EMULATED,
@@ -205,8 +205,8 @@ def test_without_a_compiler_everything_runs_emulated_after_one_warning(no_librar
 ], ids=["bireal", "react-unscaled"])
 def test_every_binary_conv_the_builder_makes_runs_packed_exactly(path: str, binarizer: dict) -> None:
     """Each BinaryConv2d of an all-binary network (heads and PAD too), on the input it really gets."""
-    from nas.model import build
-    from nas.tasks import TaskSpec
+    from nas.model.builder import build
+    from nas.model.tasks import TaskSpec
     from search_spaces import get_preset
 
     torch.manual_seed(8)
@@ -228,6 +228,6 @@ def test_every_binary_conv_the_builder_makes_runs_packed_exactly(path: str, bina
         assert torch.equal(y, expected), module
         kinds.add((module.kernel_size[0], params.stride, params.bias is not None))
     # 3×3 s1/s2 and the binary 1×1 heads: with a bias when channel-scaled; an unscaled head's shift
-    # is in the ChannelAffine after its conv (nas.blocks.TaskHead)
+    # is in the ChannelAffine after its conv (nas.model.blocks.TaskHead)
     head_bias = binarizer["binarizer.weight_scale"] == "channel"
     assert kinds == {(3, 1, False), (3, 2, False), (1, 1, head_bias)}

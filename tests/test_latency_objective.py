@@ -10,9 +10,10 @@ import pytest
 
 from nas.errors import ConfigError
 from nas.runtime.arch_latency import LATENCY_CACHE, packed_latency, this_processor
-from nas.search import Search, SearchConfig
-from nas.study_open import PROCESSOR_ATTR
-from nas.trial import Evaluator
+from nas.search.config import SearchConfig
+from nas.search.evaluator import Evaluator
+from nas.search.local import Search
+from nas.search.study_open import PROCESSOR_ATTR
 from search_spaces import get_preset
 
 
@@ -94,7 +95,7 @@ def test_an_unknown_clock_is_refused() -> None:
 
 
 def test_a_trial_measured_on_another_processor_is_named(tmp_path) -> None:
-    from nas.study_open import foreign_processor
+    from nas.search.study_open import foreign_processor
 
     study = Search(smoke_config(tmp_path, objectives=("delta_m", "latency")), log=lambda line: None).open()
     here = this_processor()

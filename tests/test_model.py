@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from nas.arch import IB, KD, Architecture, Binarize, Binarizer, DecoderSpec
-from nas.binary import BinaryConv2d, RPReLU, RSign
-from nas.blocks import IBLayer, PADistillation
-from nas.cost import count
-from nas.model import ModelOutput, MultiTaskNet, build
-from nas.tasks import TaskSpec
+from nas.cost.bitops import count
+from nas.model.arch import IB, KD, Architecture, DecoderSpec
+from nas.model.binary import BinaryConv2d, RPReLU, RSign
+from nas.model.blocks import IBLayer, PADistillation
+from nas.model.builder import ModelOutput, MultiTaskNet, build
+from nas.model.tasks import TaskSpec
 from search_spaces import PRESETS, get_preset, get_space
 
 # Built directly (the dataset declarations are the data work's; these mirror them).

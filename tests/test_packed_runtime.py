@@ -9,15 +9,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_kernels import needs_compiler, no_library  # noqa: F401  (no_library: a fixture)
 from torch import nn
 
-from nas.arch import Binarizer, save_architecture
-from nas.binary import BinaryConv2d, BinaryLinear, RPReLU
-from nas.blocks import ConvUnit
 from nas.cli import main
 from nas.data import dataset_meta
-from nas.export import load_export
-from nas.model import build
+from nas.deploy.export import load_export
+from nas.model.arch import Binarizer, save_architecture
+from nas.model.binary import BinaryConv2d, BinaryLinear, RPReLU
+from nas.model.blocks import ConvUnit
+from nas.model.builder import build
 from nas.runtime.latency import OUTSIDE, measure_latency
 from nas.runtime.packed import (
     PackedBinaryConv,
@@ -28,7 +29,6 @@ from nas.runtime.packed import (
     pack_model,
 )
 from search_spaces import PRESETS, get_preset, get_space
-from test_kernels import needs_compiler, no_library  # noqa: F401  (no_library: a fixture)
 
 TASKS = dataset_meta("synth").tasks
 WIDTH = 0.125

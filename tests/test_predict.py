@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _studies import small_export  # noqa: F401  (a session fixture)
 from PIL import Image
 
 from nas.cli import main
 from nas.data import dataset_meta
 from nas.data._common import normalise_images
-from nas.export import MIN_SIDE, load_export, load_graph, verify_export
-from nas.predict import input_size
-
-from _studies import small_export  # noqa: F401  (a session fixture)
+from nas.deploy.export import MIN_SIDE, load_export, load_graph, verify_export
+from nas.deploy.predict import input_size
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The trivial prior (nas.prior) and the ``below_prior`` flag through the search, tables, report and plot."""
+"""The trivial prior (nas.training.prior) and the ``below_prior`` flag through the search, tables, report and plot."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ import math
 
 import pytest
 import torch
+from synthetic_trials import synthetic_trials
 
 from analysis.plots import plot_tradeoff
 from analysis.report import render_report, report_data
-from analysis.testing import synthetic_trials
 from analysis.tradeoff import tradeoff_data
 from nas.data import dataset_meta
-from nas.fidelity import get_fidelity
-from nas.study_objectives import parse_objectives
-from nas.prior import PriorPredictor, below_prior, below_prior_note, prior_metrics
-from nas.tasks import TASKS, get_task
-from nas.train import TrainData, load_data
-
+from nas.model.tasks import TASKS, get_task
+from nas.search.study_objectives import parse_objectives
+from nas.training.fidelity import get_fidelity
+from nas.training.prior import PriorPredictor, below_prior, below_prior_note, prior_metrics
+from nas.training.train import TrainData, load_data
 
 OBJECTIVES = parse_objectives(["delta_m", "ops"])
 
@@ -79,7 +78,7 @@ def test_a_search_records_the_flag_and_shows_it_everywhere(tmp_path, capsys) -> 
     import optuna
 
     from nas.cli import main
-    from nas.search import Search
+    from nas.search.local import Search
     from tests._studies import smoke_config
 
     lines: list[str] = []

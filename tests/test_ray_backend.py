@@ -15,9 +15,11 @@ import pytest
 
 from nas.cli import main
 from nas.errors import ConfigError
-from nas.ray_backend import RayOptions, run_ray, start_ray
-from nas.search import Search, SearchConfig, load_existing
-from nas.train import resolve_device
+from nas.search.config import SearchConfig
+from nas.search.local import Search
+from nas.search.ray_backend import RayOptions, run_ray, start_ray
+from nas.search.study_open import load_existing
+from nas.training.train import resolve_device
 from search_spaces import PRESETS
 
 pytest.importorskip("ray")
@@ -35,7 +37,7 @@ def smoke_config(tmp_path, study: str, **changes) -> SearchConfig:
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """The smoke FP teacher, trained once for the module; each results root gets a copy of its cache."""
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
 
     tmp_path = tmp_path_factory.mktemp("teacher")
     evaluator = Evaluator.for_config(smoke_config(tmp_path, "t"), log=lambda line: None)
@@ -44,7 +46,7 @@ def teacher(tmp_path_factory):
 
 
 def seeded(tmp_path, study: str, teacher) -> SearchConfig:
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
 
     config = smoke_config(tmp_path, study)
     shutil.copytree(teacher, Evaluator.for_config(config).teacher_dir, dirs_exist_ok=True)
@@ -53,7 +55,7 @@ def seeded(tmp_path, study: str, teacher) -> SearchConfig:
 
 def failing_factory(broken: str):
     """An evaluator factory (pickled to the workers) whose training raises for one preset."""
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
 
     target = PRESETS[broken].id
 
@@ -142,7 +144,7 @@ class TestLocalRuntime:
         from nas.errors import RunStopped
 
         def factory(config, device):
-            from nas.trial import Evaluator
+            from nas.search.evaluator import Evaluator
 
             class Full(Evaluator):
                 def train(self, arch, **kw):

@@ -15,19 +15,20 @@ import numpy as np
 import optuna
 import pytest
 import torch
-
 from _fake_data import make_nyud, make_pascal
-from nas.arch import Architecture
-from nas.binary import ESTIMATORS, register_estimator, sign
+
 from nas.cli import main
+from nas.cost.arch_cost import cost_of, cost_report
 from nas.data import DATASETS, dataset_meta
-from nas.fidelity import get_fidelity
-from nas.model import build
-from nas.samplers import SAMPLERS, make_sampler
-from nas.search import Search, SearchConfig
-from nas.tasks import TASKS, get_task
-from nas.train import fit, load_data
-from nas.trial import cost_of, cost_report
+from nas.model.arch import Architecture
+from nas.model.binary import ESTIMATORS, register_estimator, sign
+from nas.model.builder import build
+from nas.model.tasks import TASKS, get_task
+from nas.search.config import SearchConfig
+from nas.search.local import Search
+from nas.search.samplers import SAMPLERS, make_sampler
+from nas.training.fidelity import get_fidelity
+from nas.training.train import fit, load_data
 from search_spaces import get_preset, get_space, space_from_dict
 
 SMOKE = get_fidelity("smoke")

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from nas.arch import dimension_names
 from nas.errors import ConfigError, RunStopped
-from nas.search import Search, SearchConfig, load_existing
+from nas.model.arch import dimension_names
+from nas.search.config import SearchConfig
+from nas.search.local import Search
+from nas.search.study_open import load_existing
 from search_spaces import PRESETS
 
 
@@ -83,8 +85,8 @@ def test_rerun_resumes_and_conflicting_config_is_refused(tmp_path) -> None:
 
 
 def test_a_retuned_fidelity_behind_the_same_name_is_refused(tmp_path, monkeypatch) -> None:
-    from nas.fidelity import FIDELITIES
-    from nas.search import BUDGET_FIELD
+    from nas.search.study_open import BUDGET_FIELD
+    from nas.training.fidelity import FIDELITIES
 
     config = smoke_config(tmp_path, presets=False)
     Search(config, log=lambda line: None).run(trials=1)
@@ -95,8 +97,8 @@ def test_a_retuned_fidelity_behind_the_same_name_is_refused(tmp_path, monkeypatc
 
 
 def test_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path) -> None:
-    from nas.train import TrainingError
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
+    from nas.training.train import TrainingError
 
     class Diverging(Evaluator):
         calls = 0
@@ -150,7 +152,7 @@ def test_bad_configuration_is_one_clear_error_and_creates_nothing(tmp_path, chan
 
 
 def test_nonfinite_values_never_complete_a_trial(tmp_path) -> None:
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
 
     class NaNMetrics(Evaluator):
         def train(self, arch):

@@ -11,8 +11,9 @@ from collections import Counter
 import optuna
 import pytest
 
-from nas.search import SearchConfig, load_existing
-from nas.trial import Evaluator
+from nas.search.config import SearchConfig
+from nas.search.evaluator import Evaluator
+from nas.search.study_open import load_existing
 from search_spaces import PRESETS
 
 TRIALS = 5

@@ -9,8 +9,8 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.arch import Architecture
 from nas.errors import ConfigError
+from nas.model.arch import Architecture
 from search_spaces import (
     PRESETS,
     SPACES,
@@ -227,8 +227,8 @@ def test_unknown_space_and_missing_file() -> None:
 def test_one_copy_of_each_domain() -> None:
     """The full space has one dimension per flat genotype field, named as the genotype names it, and
     offers every value the genotype knows for its categorical fields (the estimators: a fixed list)."""
-    from nas.arch import DISTILL_MODES, SHARING_MODES, dimension_names, estimators
-    from nas.binary import WEIGHT_SCALES
+    from nas.model.arch import DISTILL_MODES, SHARING_MODES, dimension_names, estimators
+    from nas.model.binary import WEIGHT_SCALES
     from search_spaces.bimtdp import ESTIMATORS
 
     full = get_space("bimtdp")

@@ -11,8 +11,8 @@ import pytest
 
 from nas.cli import main
 from nas.errors import ConfigError
-from nas.optuna_internals import set_trial_user_attr
-from nas.storage import fail_dead_local_trials, open_storage, this_worker
+from nas.search.optuna_internals import set_trial_user_attr
+from nas.search.storage import fail_dead_local_trials, open_storage, this_worker
 
 
 def urls(tmp_path) -> dict[str, str]:

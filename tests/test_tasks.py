@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from nas.errors import ConfigError
-from nas.meters import ConfusionMeter, DepthMeter, EdgeMeter, NormalsMeter, SaliencyMeter
-from nas.tasks import TASK_GROUPS, TASKS, TaskSpec, delta_m, get_task
+from nas.model.meters import ConfusionMeter, DepthMeter, EdgeMeter, NormalsMeter, SaliencyMeter
+from nas.model.tasks import TASK_GROUPS, TASKS, TaskSpec, delta_m, get_task
 
 BIG = 20.0  # a logit whose sigmoid/softmax is 1 to float precision
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import nas.train as train_module
+import nas.training.train as train_module
 from nas.errors import ConfigError
-from nas.fidelity import get_fidelity
-from nas.model import build
-from nas.train import FitResult, TrainingLoss, Teacher, TrainingError, fit, load_data, resolve_device
+from nas.model.builder import build
+from nas.training.fidelity import get_fidelity
+from nas.training.teacher import Teacher
+from nas.training.train import FitResult, TrainingError, TrainingLoss, fit, load_data, resolve_device
 from search_spaces import get_preset
 
 SMOKE = get_fidelity("smoke")
@@ -88,7 +89,7 @@ def test_no_teacher_no_delta_m_unless_a_reference(data, teacher) -> None:
     assert alone.delta_m is None and not any(k.startswith("kd.") for k in alone.loss_terms)
     scored, _ = fit(arch, train, val, one_step, seed=0, reference=teacher.metrics)
     assert scored.delta_m == pytest.approx(
-        __import__("nas.tasks", fromlist=["delta_m"]).delta_m(scored.metrics, teacher.metrics, train.meta.task_names)
+        __import__("nas.model.tasks", fromlist=["delta_m"]).delta_m(scored.metrics, teacher.metrics, train.meta.task_names)
     )
 
 

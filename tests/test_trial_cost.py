@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from nas.cost import count
+from nas.cost.arch_cost import cost_report, counting_scale
+from nas.cost.bitops import count
 from nas.data import dataset_meta
-from nas.model import build
-from nas.trial import cost_report, counting_scale
+from nas.model.builder import build
 from search_spaces import PRESETS, get_space
 
 

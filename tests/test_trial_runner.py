@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.errors import ConfigError, RunStopped, disk_full
-from nas.search import Search, SearchConfig, load_existing
-from nas.trial import Evaluator
-from nas.trial_loop import TrialBudget
+from nas.errors import ConfigError, disk_full
+from nas.search.config import SearchConfig
+from nas.search.evaluator import Evaluator
+from nas.search.local import Search
+from nas.search.study_open import load_existing
+from nas.search.trial_loop import TrialBudget
 from search_spaces import PRESETS
 
 COMPLETE, FAIL, RUNNING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
@@ -116,7 +118,7 @@ def test_a_killed_preset_trial_is_failed_and_queued_again(tmp_path) -> None:
     study = quiet(config).open()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     trial = study.ask()  # the first preset, taken by a process that was then killed
-    from nas.storage import this_worker
+    from nas.search.storage import this_worker
 
     trial.set_user_attr("worker", this_worker().rsplit(":", 1)[0] + ":" + dead.stdout.strip())
     name = trial.user_attrs["preset"]
@@ -141,9 +143,9 @@ def test_a_run_that_gives_up_exits_non_zero_with_one_line(tmp_path, monkeypatch,
 
 
 def test_a_full_disk_is_one_line_and_the_study_resumes(tmp_path, monkeypatch, capsys) -> None:
-    import nas.results
+    import nas.search.evaluator as evaluator_module
 
-    real = nas.results.atomic_write_bytes
+    real = evaluator_module.atomic_write_bytes
 
     def full(path, data):
         if str(path).endswith(".pt"):  # a trial's weights; write() names no file
@@ -152,11 +154,11 @@ def test_a_full_disk_is_one_line_and_the_study_resumes(tmp_path, monkeypatch, ca
 
     command = ["search", "--study", "d", "--space", "mini", "--fidelity", "smoke", "--results-dir", str(tmp_path),
                "--trials", "2", "--no-presets", "--sampler", "random"]
-    monkeypatch.setattr(nas.results, "atomic_write_bytes", full)
+    monkeypatch.setattr(evaluator_module, "atomic_write_bytes", full)
     assert main(command) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "disk full" in err[0] and str(tmp_path / "d") in err[0]
-    monkeypatch.setattr(nas.results, "atomic_write_bytes", real)  # space freed: the same command resumes
+    monkeypatch.setattr(evaluator_module, "atomic_write_bytes", real)  # space freed: the same command resumes
     assert main(command) == 0
     study = load_existing("d", results_dir=str(tmp_path))[0]
     assert sum(t.state == COMPLETE for t in study.trials) == 2
@@ -234,7 +236,7 @@ def test_a_worker_trains_with_the_threads_the_study_was_created_with(tmp_path) -
     import argparse
 
     from nas.cli.worker import _rebuild_config
-    from nas.search import load_existing
+    from nas.search.study_open import load_existing
 
     quiet(smoke_config(tmp_path, study="w", threads=2)).open()
     study, stored, _ = load_existing("w", results_dir=str(tmp_path))

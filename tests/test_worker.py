@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 import optuna
-import pytest
 
 from nas.cli import main
-from nas.search import Search, SearchConfig, load_existing
-from nas.trial import Evaluator
+from nas.search.config import SearchConfig
+from nas.search.evaluator import Evaluator
+from nas.search.local import Search
+from nas.search.study_open import load_existing
 
 
 def journal_config(tmp_path, **changes) -> SearchConfig:

@@ -1,6 +1,6 @@
 """Replay samplers against a tabular benchmark: each trial is a lookup, not a training.
 
-A replay is the search loop of :mod:`nas.search` with the training replaced by the table: the
+A replay is the search loop of :mod:`nas.search.local` with the training replaced by the table: the
 sampler asks, the space decodes the parameters into an Architecture, the table answers with that
 architecture's objective values, the sampler is told. After every trial the found front's HV is
 recorded as a fraction of the true front's (:meth:`TabularBenchmark.hv_ratio`), and so is the number
@@ -18,10 +18,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from analysis.objectives import is_log
+from analysis.pareto import pareto_mask
 from nas.bench.table import TabularBenchmark
 from nas.errors import ConfigError
-from nas.samplers import SAMPLERS, make_sampler
-from nas.search import quiet_optuna
+from nas.search.local import quiet_optuna
+from nas.search.samplers import SAMPLERS, make_sampler
 
 __all__ = ["compare", "early_stopping_summary", "replay", "summarise", "trials_to_reach"]
 
@@ -38,22 +40,19 @@ def replay(
     trials: int,
     early_stopping: Any = None,
 ) -> pd.DataFrame:
-    """One sampler, one seed, optionally with early stopping (a :class:`nas.early_stopping.SuccessiveHalving`).
+    """One sampler, one seed, optionally with early stopping (a :class:`nas.search.early_stopping.SuccessiveHalving`).
 
     Returns:
         Columns ``sampler, seed, trial (1-based), hv_ratio, trainings, pruned, train_seconds,
         seconds``: ``train_seconds`` is the training time the search would have spent so far, from
         the table's measured ``seconds`` (a stopped trial costs the fraction of its budget it ran,
-        a duplicate of a completed architecture costs nothing, as in :mod:`nas.search`);
+        a duplicate of a completed architecture costs nothing, as in :mod:`nas.search.local`);
         ``seconds`` is the replay's own time (the sampler's overhead).
 
     With early stopping, each trial walks the rule's rungs with the table's ``delta_m@<step>``
     values and is judged against the trials that reached each rung before it, exactly as a
     sequential search would judge it; a stopped trial is told to the sampler as PRUNED.
     """
-    from analysis.objectives import is_log
-    from analysis.pareto import pareto_mask
-
     quiet_optuna()
     study = optuna.create_study(directions=[o.direction for o in bench.objectives], sampler=make_sampler(sampler, seed=seed))
     front = np.empty((0, len(bench.objectives)))
@@ -115,12 +114,12 @@ def compare(
 ) -> pd.DataFrame:
     """Every sampler × seed replayed; the curves concatenated (see :func:`replay`).
 
-    With ``early_stopping`` (a rule or its text, :func:`nas.early_stopping.parse_early_stopping`)
+    With ``early_stopping`` (a rule or its text, :func:`nas.search.early_stopping.parse_early_stopping`)
     each sampler × seed is also replayed with the rule, for twice the trials (stopped trials are
     cheap, so the same training time holds more of them); those curves' ``early_stopping`` column
     names the rule, and :func:`early_stopping_summary` compares the two.
     """
-    from nas.early_stopping import parse_early_stopping
+    from nas.search.early_stopping import parse_early_stopping
     from search_spaces import load_space
 
     unknown = [s for s in samplers if s not in SAMPLERS]

@@ -17,8 +17,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.hypervolume import hypervolume
+from analysis.objectives import directions_of
+from analysis.pareto import pareto_mask
 from nas.errors import ConfigError
-from nas.study_objectives import Objective, parse_objectives
+from nas.search.study_objectives import Objective, parse_objectives
 
 __all__ = ["TabularBenchmark", "load_table"]
 
@@ -36,8 +39,6 @@ class TabularBenchmark:
     source: str = ""
 
     def __post_init__(self) -> None:
-        from analysis.objectives import directions_of
-
         missing = [c for c in (*REQUIRED_COLUMNS, *(o.column for o in self.objectives)) if c not in self.table.columns]
         if missing:
             raise ConfigError(f"{self.source or 'table'}: missing column(s) {missing}; is this a `bimtdp bench tabulate` table?")
@@ -93,8 +94,6 @@ class TabularBenchmark:
 
     def front(self) -> pd.DataFrame:
         """The true Pareto front: the non-dominated completed rows."""
-        from analysis.pareto import pareto_mask
-
         complete = self.table[self.table["state"] == "COMPLETE"]
         mask = pareto_mask(complete[[o.column for o in self.objectives]].to_numpy(float), self.directions)
         return complete[mask].sort_values(self.objectives[1].column)
@@ -106,8 +105,6 @@ class TabularBenchmark:
         return np.array([lo - p if d == "maximize" else hi + p for lo, hi, p, d in zip(low, high, pad, self.directions)])
 
     def hypervolume(self, points: np.ndarray | Sequence[Sequence[float]]) -> float:
-        from analysis.hypervolume import hypervolume
-
         points = np.asarray(points, dtype=float).reshape(-1, len(self.objectives))
         return hypervolume(points, self.reference, self.directions) if len(points) else 0.0
 
@@ -128,6 +125,6 @@ def load_table(path: str | Path, *, objectives: Sequence[str] = ("delta_m", "ops
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (ValueError, ImportError, OSError, pd.errors.ParserError) as error:
         raise ConfigError(f"{path}: cannot read the table ({str(error).splitlines()[0]})") from None
-    from nas.study_tables import migrate_columns
+    from nas.search.study_tables import migrate_columns
 
     return TabularBenchmark(migrate_columns(frame, source=str(path)), parse_objectives(list(objectives)), source=str(path))

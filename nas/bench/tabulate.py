@@ -17,8 +17,9 @@ from typing import Any, Callable, Sequence
 import optuna
 import pandas as pd
 
+from analysis.atomic import atomic_write_text
 from nas.errors import ConfigError
-from nas.trial import Evaluator
+from nas.search.evaluator import Evaluator
 
 __all__ = ["TabulatingEvaluator", "rung_column", "rung_steps", "table_from_study", "tabulate", "write_table"]
 
@@ -31,9 +32,9 @@ def rung_column(step: int) -> str:
 
 
 def rung_steps(steps: int) -> tuple[int, ...]:
-    """Every step an early-stopping rule may stop at (:data:`nas.early_stopping.RUNG_GRID`): the
+    """Every step an early-stopping rule may stop at (:data:`nas.search.early_stopping.RUNG_GRID`): the
     multiples of ``steps // 8`` below ``steps``, so that any rule can be replayed on the table."""
-    from nas.early_stopping import RUNG_GRID
+    from nas.search.early_stopping import RUNG_GRID
 
     unit = steps // RUNG_GRID
     return tuple(k * unit for k in range(1, RUNG_GRID) if unit and k * unit < steps)
@@ -94,9 +95,9 @@ def tabulate(
     completed architecture (copied, nothing trained, not in the table twice) or the failed one again.
 
     Args:
-        search: a :class:`nas.search.Search` (its config names the space, dataset, fidelity, seed).
-        backend: ``local`` (this process) or ``ray`` (:func:`nas.ray_backend.run_ray`).
-        ray_options: :class:`nas.ray_backend.RayOptions` for the Ray backend.
+        search: a :class:`nas.search.local.Search` (its config names the space, dataset, fidelity, seed).
+        backend: ``local`` (this process) or ``ray`` (:func:`nas.search.ray_backend.run_ray`).
+        ray_options: :class:`nas.search.ray_backend.RayOptions` for the Ray backend.
         evaluator_factory: ``(SearchConfig, device) -> evaluator`` (default: a
             :class:`TabulatingEvaluator` for the config); the Ray workers call it, so it is pickled.
     """
@@ -113,7 +114,7 @@ def tabulate(
     if waiting:
         search.log(f"tabulating {waiting} of {size} architectures of {search.space.name!r} at {search.config.fidelity!r}")
         if backend == "ray":
-            from nas.ray_backend import RayOptions, run_ray
+            from nas.search.ray_backend import RayOptions, run_ray
 
             run_ray(search, trials=target, options=ray_options or RayOptions(),
                     evaluator_factory=evaluator_factory or tabulating_evaluator)
@@ -126,7 +127,7 @@ def tabulate(
 
 def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFrame:
     """One row per architecture of ``space`` that the study ran: its complete trial, else its last failure."""
-    from nas.study_tables import trials_frame
+    from nas.search.study_tables import trials_frame
 
     frame = trials_frame(study)
     frame = frame[frame["state"].isin(("COMPLETE", "FAIL")) & (frame["arch_id"].astype(str) != "")]
@@ -156,8 +157,6 @@ def _rung_value(rungs: list[dict[str, Any]], step: int) -> float:
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write the table as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow)."""
-    from nas.results import atomic_write_text
-
     path = Path(path)
     if path.suffix == ".parquet":
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,8 +68,8 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
 
 
 def ray_options(args: argparse.Namespace) -> Any:
-    """The :class:`nas.ray_backend.RayOptions` of parsed :func:`add_ray` options."""
-    from nas.ray_backend import RayOptions
+    """The :class:`nas.search.ray_backend.RayOptions` of parsed :func:`add_ray` options."""
+    from nas.search.ray_backend import RayOptions
 
     return RayOptions(address=args.ray_address, concurrency=args.concurrency,
                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)

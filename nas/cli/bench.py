@@ -26,9 +26,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, add_subverb, print_json, ray_options
+from nas.cli._options import (
+    add_dataset,
+    add_device,
+    add_json,
+    add_ray,
+    add_results_dir,
+    add_subverb,
+    print_json,
+    ray_options,
+)
 from nas.errors import ConfigError
-
 
 LATENCY_EXAMPLES = """examples:
   bimtdp bench latency --preset bi-mtdp-f                     # fp, fp-channels-last, emulated, packed
@@ -100,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _tabulate(args: argparse.Namespace) -> int:
     from nas.bench.tabulate import tabulate, write_table
-    from nas.search import Search, SearchConfig
+    from nas.search.config import SearchConfig
+    from nas.search.local import Search
 
     config = SearchConfig(
         study=args.study or f"bench-{Path(args.space).stem}-{args.fidelity}",
@@ -124,10 +133,11 @@ def _tabulate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from analysis.atomic import atomic_write_text
     from analysis.plots import plot_hv_regret
     from nas.bench.replay import compare, early_stopping_summary, summarise
     from nas.bench.table import load_table
-    from nas.results import atomic_write_text, study_dir
+    from nas.results import study_dir
 
     bench = load_table(args.table)
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
@@ -177,8 +187,8 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def _latency(args: argparse.Namespace) -> int:
-    from nas.arch import load_architecture
     from nas.data import dataset_meta
+    from nas.model.arch import load_architecture
     from nas.runtime.compare import NETWORKS, compare_latency
     from search_spaces import get_preset
 
@@ -191,7 +201,7 @@ def _latency(args: argparse.Namespace) -> int:
         raise ConfigError(f"--networks {args.networks!r}: choose from {','.join(NETWORKS)}")
     model, dataset = None, args.dataset
     if args.export:
-        from nas.export import load_export, verify_export
+        from nas.deploy.export import load_export, verify_export
 
         dataset = dataset or verify_export(args.export).get("dataset", "synth")
         arch, model = load_export(args.export)

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _selection(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """(label, Architecture) pairs in the order asked; ConfigError on any bad name or file."""
-    from nas.arch import load_architecture
     from nas.errors import ConfigError
+    from nas.model.arch import load_architecture
     from search_spaces import PRESETS, get_preset, get_space
 
     if args.all and not args.space:
@@ -78,9 +78,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from nas.cost import count
+    from nas.cost.bitops import count
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
 
     meta = dataset_meta(args.dataset)
     chosen = _selection(args)

@@ -49,10 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.export import Selection, export_trials, select_trials
+    from nas.deploy.export import Selection, export_trials, select_trials
     from nas.results import study_dir
-    from nas.search import load_existing
-    from nas.study_tables import write_tables
+    from nas.search.study_open import load_existing
+    from nas.search.study_tables import write_tables
 
     directory = study_dir(args.study, args.results_dir)
     study, config, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)

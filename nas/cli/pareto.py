@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def summarise(study, objectives: Sequence, directory: Path, *, as_json: bool) -> int:
     """Write the tables and print the front (a short table, or JSON)."""
-    from nas.study_tables import write_tables
+    from nas.search.study_tables import write_tables
 
     front = write_tables(study, objectives, directory)
     columns = ["number", "preset", "arch_id", *[o.column for o in objectives]]
@@ -42,7 +42,7 @@ def summarise(study, objectives: Sequence, directory: Path, *, as_json: bool) ->
 
 def run(args: argparse.Namespace) -> int:
     from nas.results import study_dir
-    from nas.search import load_existing
+    from nas.search.study_open import load_existing
 
     study, _, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     return summarise(study, objectives, study_dir(args.study, args.results_dir), as_json=args.json)

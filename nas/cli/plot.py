@@ -41,9 +41,10 @@ def write_plots(studies: list[str], *, storage: str | None = None, results_dir: 
     from analysis import default_reference, hypervolume_history
     from analysis.plots import plot_all
     from nas.errors import ConfigError
+    from nas.model.tasks import TASKS
     from nas.results import study_dir
-    from nas.search import load_existing
-    from nas.study_tables import trials_frame
+    from nas.search.study_open import load_existing
+    from nas.search.study_tables import trials_frame
 
     if len(set(studies)) != len(studies):
         raise ConfigError(f"a study is given twice: {studies}")
@@ -65,7 +66,7 @@ def write_plots(studies: list[str], *, storage: str | None = None, results_dir: 
         histories = {name: hypervolume_history(frame, objectives, reference) for name, frame in frames.items()}
     out = study_dir(studies[0], results_dir) / "plots"
     written = plot_all(frames[studies[0]], objectives, out, study=first, histories=histories, reference=reference,
-                       on_skip=lambda name, why: skipped.setdefault(name, why))
+                       on_skip=lambda name, why: skipped.setdefault(name, why), tasks=TASKS)
     return {
         "directory": out,
         "files": [Path(p) for p in written],

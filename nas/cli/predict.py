@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from nas.deploy.predict import predict_image, read_image, write_prediction
     from nas.errors import ConfigError
-    from nas.predict import predict_image, read_image, write_prediction
 
     if args.size is not None and (len(args.size) not in (1, 2) or min(args.size) < 1):
         raise ConfigError(f"--size takes one positive side or H W, got {args.size}")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     images = [(Path(p), read_image(p)) for p in args.images]  # every image is checked before any work
 
     from nas.data import dataset_meta
-    from nas.export import load_export, verify_export
+    from nas.deploy.export import load_export, verify_export
 
     manifest = verify_export(args.export)
     arch, model = load_export(args.export)

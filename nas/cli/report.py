@@ -29,12 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def write_report(study_name: str, *, storage: str | None = None, results_dir: str | None = None,
                  replot: bool = False) -> dict:
     """Write ``report.md`` (drawing missing plots first); return what was written."""
+    from analysis.atomic import atomic_write_text
     from analysis.plots import FILENAMES
     from analysis.report import render_report, report_data
     from nas.cli.plot import write_plots
-    from nas.results import atomic_write_text, study_dir
-    from nas.search import load_existing
-    from nas.study_tables import trials_frame
+    from nas.model.tasks import TASKS
+    from nas.results import study_dir
+    from nas.search.study_open import load_existing
+    from nas.search.study_tables import trials_frame
 
     directory = study_dir(study_name, results_dir)
     study, config, objectives = load_existing(study_name, storage=storage, results_dir=results_dir)
@@ -52,7 +54,7 @@ def write_report(study_name: str, *, storage: str | None = None, results_dir: st
         if arch_id and (directory / "exports" / str(arch_id) / "manifest.json").is_file():
             exports[str(arch_id)] = f"exports/{arch_id}"
     data = report_data(trials, objectives, study=study_name, config=config, plots=plots, exports=exports,
-                       skipped_plots={k: v for k, v in skipped.items() if k not in plots})
+                       skipped_plots={k: v for k, v in skipped.items() if k not in plots}, tasks=TASKS)
     path = atomic_write_text(directory / "report.md", render_report(data))
     return {"report": path, "plots": [directory / p for p in plots.values()], "drawn": drawn,
             "exports": list(exports), "front": [int(n) for n in data.front["number"]] if len(data.front) else []}

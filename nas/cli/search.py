@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, print_json, ray_options
+from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, ray_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
     add_dataset(parser)
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
-    from nas.samplers import SAMPLERS
+    from nas.search.samplers import SAMPLERS
 
     parser.add_argument("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")
     budget = parser.add_mutually_exclusive_group()
@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.study_objectives import parse_objectives
-    from nas.search import Search, SearchConfig
+    from nas.search.config import SearchConfig
+    from nas.search.local import Search
+    from nas.search.study_objectives import parse_objectives
 
     config = SearchConfig(
         study=args.study,
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     search = Search(config, log=log, device=args.device)
     trials = args.trials if args.trials is not None or args.timeout is not None else 20
     if args.backend == "ray":
-        from nas.ray_backend import run_ray
+        from nas.search.ray_backend import run_ray
 
         run_ray(search, trials=trials, timeout=args.timeout, options=ray_options(args))
     else:

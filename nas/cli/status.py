@@ -69,8 +69,8 @@ def _line(label: str, entry: dict | None, objectives) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.search import load_existing
-    from nas.study_tables import front_frame, trials_frame
+    from nas.search.study_open import load_existing
+    from nas.search.study_tables import front_frame, trials_frame
 
     study, config, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     trials = study.get_trials(deepcopy=False)

@@ -72,7 +72,7 @@ def _check_out(out: str, *, force: bool) -> None:
 
 
 def _architecture(args: argparse.Namespace) -> tuple[str, Any]:
-    from nas.arch import load_architecture
+    from nas.model.arch import load_architecture
     from search_spaces import get_preset
 
     if args.preset:
@@ -81,7 +81,7 @@ def _architecture(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 def _table(label: str, arch_id: str, result: Any, ops: float, fidelity: str) -> str:
-    from nas.tasks import get_task
+    from nas.model.tasks import get_task
 
     lines = [f"{label} ({arch_id}) at fidelity {fidelity!r}: {result.steps} steps in {result.seconds:.1f} s, "
              f"{ops / 1e9:.4g} GOPs"]
@@ -97,7 +97,7 @@ def _table(label: str, arch_id: str, result: Any, ops: float, fidelity: str) -> 
 def run(args: argparse.Namespace) -> int:
     from nas.data import dataset_meta
     from nas.errors import ConfigError
-    from nas.fidelity import get_fidelity
+    from nas.training.fidelity import get_fidelity
 
     # Validate everything cheap before any training or writing.
     label, arch = _architecture(args)
@@ -113,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from nas.cost import count
-    from nas.model import build
-    from nas.results import atomic_write_bytes, atomic_write_json, results_root
-    from nas.train import Teacher, TrainingError, fit, load_data, resolve_device, set_threads, teacher_dir
+    from analysis.atomic import atomic_write_bytes, atomic_write_json
+    from nas.cost.bitops import count
+    from nas.model.builder import build
+    from nas.results import results_root
+    from nas.training.teacher import Teacher, teacher_dir
+    from nas.training.train import TrainingError, fit, load_data, resolve_device, set_threads
 
     device = resolve_device(args.device)
     set_threads(args.threads)

@@ -51,7 +51,7 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
 
     from nas.errors import ConfigError
     from nas.results import study_dir
-    from nas.search import SearchConfig
+    from nas.search.config import SearchConfig
     from search_spaces import SPACES, load_space
 
     if not stored:
@@ -90,8 +90,8 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
 def join(search: Any, *, trials: int | None = None, timeout: float | None = None) -> list[int]:
     """Run trials of ``search``'s existing study until it holds ``trials`` finished trials (counted
     over every process) or ``timeout`` seconds pass; return the numbers of the trials run here."""
-    from nas.samplers import make_sampler
-    from nas.trial_loop import TrialBudget, run_trials
+    from nas.search.samplers import make_sampler
+    from nas.search.trial_loop import TrialBudget, run_trials
 
     budget = TrialBudget(trials, timeout)
     study = search.open()
@@ -105,9 +105,9 @@ def join(search: Any, *, trials: int | None = None, timeout: float | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.search import Search, load_existing
-
-    from nas.trial_loop import TrialBudget
+    from nas.search.local import Search
+    from nas.search.study_open import load_existing
+    from nas.search.trial_loop import TrialBudget
 
     TrialBudget(args.trials, args.timeout)  # checked before anything is opened
     study, stored, _ = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)

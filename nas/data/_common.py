@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from nas.data._meta import DatasetMeta
 from nas.errors import ConfigError
-from nas.tasks import get_task
+from nas.model.tasks import get_task
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DenseDataset", "load_tensors", "parse_resolution", "to_sample"]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nas.errors import ConfigError
+from nas.model.tasks import TaskSpec, get_task
 from nas.registry import register
-from nas.tasks import TaskSpec, get_task
 
 __all__ = ["DATASETS", "IGNORE_INDEX", "DatasetMeta", "dataset_meta", "register_dataset"]
 
@@ -29,7 +29,7 @@ class DatasetMeta:
 
     Attributes:
         name: registry name (``synth``, ``nyud``, ``pascal``).
-        tasks: one :class:`~nas.tasks.TaskSpec` per task, in a fixed order.
+        tasks: one :class:`~nas.model.tasks.TaskSpec` per task, in a fixed order.
         ignore_index: the label of unlabelled pixels in integer targets.
         cost_resolution: (H, W) at which the cost (OPs) of a network is quoted: the resolution
             published figures use for this dataset.

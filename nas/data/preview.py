@@ -1,7 +1,7 @@
 """Pictures of a dataset's images and labels: data first (RGB panels), drawing second (a montage).
 
 Why: the only convincing check that rendered or loaded labels line up with their images is to
-look at them side by side. Each task draws its own labels (:meth:`nas.tasks.Task.render`).
+look at them side by side. Each task draws its own labels (:meth:`nas.model.tasks.Task.render`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from nas.data._common import IMAGENET_MEAN, IMAGENET_STD, DenseDataset
-from nas.tasks import get_task
+from nas.model.tasks import get_task
 
 __all__ = ["preview_panels", "save_montage"]
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from analysis.atomic import atomic_write_text
+
 __all__ = ["LATENCY_CACHE", "LATENCY_COLUMNS", "THREADS", "Processor", "packed_latency", "this_processor"]
 
 #: The trial attributes (and table columns) a latency measurement fills.
@@ -61,7 +63,7 @@ def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, r
     import torch
 
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
     from nas.runtime.latency import measure_latency
     from nas.runtime.packed import pack_or_emulate
 
@@ -87,7 +89,6 @@ def packed_latency(
     resolution), read from ``cache_dir`` when this processor measured it before (then written there).
     """
     from nas.data import dataset_meta
-    from nas.results import atomic_write_text
 
     height, width = resolution or dataset_meta(dataset).cost_resolution
     processor = this_processor(threads)

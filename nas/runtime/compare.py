@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from nas.arch import Architecture
+from nas.model.arch import Architecture
 from nas.runtime import kernels
 from nas.runtime.latency import LatencyResult, cpu_model, measure_round_robin
 from nas.runtime.packed import channels_last, pack_model
@@ -123,7 +123,7 @@ def compare_latency(
     Raises:
         ValueError: an unknown network name.
     """
-    from nas.model import build
+    from nas.model.builder import build
 
     unknown = [n for n in networks if n not in NETWORKS]
     if unknown or not networks:

@@ -10,7 +10,7 @@ Semantics (identical on every path): ``binary_conv2d`` computes
 ``F.conv2d(sign(x - threshold), sign(W), stride, padding)`` with zero padding (the padded value is
 0, a third value, as in the emulated layer), an exact integer; then ``× scale[o]``, ``+ bias[o]``,
 ``+ residual`` and RPReLU ``prelu(y - shift_in, slope) + shift_out``, one float32 op at a time.
-With only ``scale`` the output equals :class:`nas.binary.BinaryConv2d`'s eval forward bit for bit;
+With only ``scale`` the output equals :class:`nas.model.binary.BinaryConv2d`'s eval forward bit for bit;
 with the whole epilogue it equals those torch ops applied one after the other, also bit for bit.
 Outputs of the compiled paths are NCHW-shaped tensors in channels-last memory (what the kernel
 writes; ``torch`` ops accept it, and packing it again is fastest).
@@ -91,7 +91,7 @@ class PackedWeights:
 
 @dataclass(frozen=True)
 class BinaryConvParams:
-    """What a :class:`~nas.binary.BinaryConv2d` hands the kernels (all detached, float32, 1-D)."""
+    """What a :class:`~nas.model.binary.BinaryConv2d` hands the kernels (all detached, float32, 1-D)."""
 
     weight: Tensor
     threshold: Tensor | None
@@ -189,7 +189,7 @@ def _pointer(t: Tensor | None) -> int:
 def pack_activations(x: Tensor, threshold: Tensor | None = None) -> PackedActivations:
     """Sign bits of ``x - threshold`` (threshold per channel, RSign's), packed along channels.
 
-    A bit is set where ``x - threshold >= 0``, exactly :func:`nas.binary.sign` (0 and -0.0 are +1).
+    A bit is set where ``x - threshold >= 0``, exactly :func:`nas.model.binary.sign` (0 and -0.0 are +1).
     """
     _check_activations(x)
     n, c, h, w = x.shape
@@ -257,8 +257,8 @@ def binary_conv2d(
 
 
 def binary_conv_params(module: nn.Module) -> BinaryConvParams:
-    """The packing and epilogue arguments of a :class:`~nas.binary.BinaryConv2d` (eval semantics)."""
-    from nas.binary import BinaryConv2d, RSign, channel_scale
+    """The packing and epilogue arguments of a :class:`~nas.model.binary.BinaryConv2d` (eval semantics)."""
+    from nas.model.binary import BinaryConv2d, RSign, channel_scale
 
     if not isinstance(module, BinaryConv2d):
         raise ValueError(f"expected a BinaryConv2d, got {type(module).__name__}")

@@ -103,7 +103,7 @@ def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
 
 def _layers(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """The modules timed one by one: leaves, and binary layers as a whole (their Sign inside)."""
-    from nas.binary import BinaryConv2d, BinaryLinear
+    from nas.model.binary import BinaryConv2d, BinaryLinear
 
     found = []
     for name, child in module.named_children():

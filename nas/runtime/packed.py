@@ -1,7 +1,7 @@
 """Packed inference: turn a trained network into one whose binary convs run bit-packed.
 
-:func:`pack_model` copies a network (the builder's :class:`~nas.model.MultiTaskNet`, or any module
-made of the blocks in :mod:`nas.blocks`) and replaces every binary layer by a packed op whose
+:func:`pack_model` copies a network (the builder's :class:`~nas.model.builder.MultiTaskNet`, or any module
+made of the blocks in :mod:`nas.model.blocks`) and replaces every binary layer by a packed op whose
 weights are packed once. What is fused into the kernel's epilogue follows the block structure,
 rule by rule (:data:`RULES`, tried in order on every sub-module):
 
@@ -44,8 +44,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from nas.binary import BinaryConv2d, BinaryLinear, RPReLU
-from nas.blocks import ConvUnit
+from nas.model.binary import BinaryConv2d, BinaryLinear, RPReLU
+from nas.model.blocks import ConvUnit
 from nas.runtime import kernels
 
 __all__ = [
@@ -115,7 +115,7 @@ class PackedBinaryConv(nn.Module):
 
 
 class PackedConvUnit(nn.Module):
-    """A binary :class:`~nas.blocks.ConvUnit` in one kernel call: the shortcut is the residual."""
+    """A binary :class:`~nas.model.blocks.ConvUnit` in one kernel call: the shortcut is the residual."""
 
     def __init__(self, unit: ConvUnit, *, name: str = "") -> None:
         super().__init__()
@@ -131,7 +131,7 @@ class PackedConvUnit(nn.Module):
 
 
 class PackedBinaryLinear(nn.Module):
-    """A :class:`~nas.binary.BinaryLinear` as a packed 1×1 conv (no builder block makes one today)."""
+    """A :class:`~nas.model.binary.BinaryLinear` as a packed 1×1 conv (no builder block makes one today)."""
 
     def __init__(self, linear: BinaryLinear, *, name: str = "") -> None:
         super().__init__()

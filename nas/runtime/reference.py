@@ -2,7 +2,7 @@
 
 The bit layout is shared with the compiled kernels, so packed tensors from either side are
 interchangeable and comparable: bit ``c % 64`` of word ``c // 64`` holds channel ``c``, set where
-the value is +1 (``x - threshold >= 0``, as :func:`nas.binary.sign`); pad bits are 0.
+the value is +1 (``x - threshold >= 0``, as :func:`nas.model.binary.sign`); pad bits are 0.
 
 * activations: int64 ``[N, H, W, words]`` (NHWC, packed along channels);
 * weights: int64 ``[groups, kh, kw, words, GROUP]``: output channels in groups of :data:`GROUP`

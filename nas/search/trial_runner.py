@@ -1,8 +1,8 @@
 """One way to run a trial, shared by every backend: propose → begin → measure → record.
 
 Optuna keeps its trial loop (``study/_optimize.py``) and its recording (``study/_tell.py``) apart
-from ``Study``; so do we. The local loop and ``bimtdp worker`` (:mod:`nas.trial_loop`) and the Ray
-searcher (:mod:`nas.ray_searcher`) all run a trial through one :class:`TrialRunner`:
+from ``Study``; so do we. The local loop and ``bimtdp worker`` (:mod:`nas.search.trial_loop`) and the Ray
+searcher (:mod:`nas.search.ray_searcher`) all run a trial through one :class:`TrialRunner`:
 
 - **propose**: ``study.ask()`` (inside ``study.optimize`` for the local loop and workers, so that
   RDB storages keep their heartbeat; directly in the Ray driver);
@@ -29,10 +29,11 @@ from typing import Any, Callable, Protocol, Sequence
 
 import optuna
 
-from nas.arch import Architecture
-from nas.early_stopping import parse_early_stopping
-from nas.study_objectives import Objective, parse_objectives
-from nas.storage import WORKER_ATTR, this_worker
+from analysis.objectives import is_log
+from nas.model.arch import Architecture
+from nas.search.early_stopping import parse_early_stopping
+from nas.search.storage import WORKER_ATTR, this_worker
+from nas.search.study_objectives import Objective, parse_objectives
 
 __all__ = ["FINISHED", "Outcome", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
 
@@ -50,7 +51,7 @@ class TrialFailed(RuntimeError):
 
 
 class TrialEvaluator(Protocol):
-    """What a search needs to evaluate an architecture (:class:`nas.trial.Evaluator` is the real one).
+    """What a search needs to evaluate an architecture (:class:`nas.search.evaluator.Evaluator` is the real one).
 
     ``prepare`` runs once per process before the first trial (data, FP teacher); ``cost`` returns at
     least the cost objectives' columns (``ops``, ...); ``train`` returns ``delta_m`` and may return
@@ -81,12 +82,12 @@ def fail_reason(error: BaseException) -> str:
 
 
 class TrialRunner:
-    """Runs trials of one search configuration (a validated :class:`nas.search.SearchConfig`).
+    """Runs trials of one search configuration (a validated :class:`nas.search.config.SearchConfig`).
 
     Args:
         config: the search configuration.
         evaluator: builds, costs and trains one architecture (default, on :meth:`prepare`: the
-            proxy trainer :class:`nas.trial.Evaluator` for the config).
+            proxy trainer :class:`nas.search.evaluator.Evaluator` for the config).
         log: where messages go.
         device: where to train (``auto``, ``cpu``, ``cuda``).
     """
@@ -109,7 +110,7 @@ class TrialRunner:
         """Create the default evaluator if none was given, then load its data and teacher (once)."""
         self._use_threads()
         if self.evaluator is None:
-            from nas.trial import Evaluator
+            from nas.search.evaluator import Evaluator
 
             self.evaluator = Evaluator.for_config(self.config, device=self.device, log=self.log)
         self.evaluator.prepare()
@@ -171,7 +172,7 @@ class TrialRunner:
         ``seconds`` say how far it got) and ``on_rung(step, values at the rung)`` is called, which
         stops the trial by raising (the local backend) or by not returning (a Ray worker).
         """
-        from nas.train import resolve_device
+        from nas.training.train import resolve_device
 
         self._use_threads()
         record("torch_threads", int(self.config.threads))
@@ -215,7 +216,7 @@ class TrialRunner:
             return ()
         fidelity = getattr(self.evaluator, "fidelity", None)
         if fidelity is None:
-            from nas.fidelity import get_fidelity
+            from nas.training.fidelity import get_fidelity
 
             fidelity = get_fidelity(self.config.fidelity)
         return self.early_stopping.rung_steps(fidelity.steps)
@@ -229,10 +230,9 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ early stopping
     def judge_rung(self, study: optuna.Study, number: int, arch_id: str, step: int, values: tuple[float, ...]) -> Any:
-        """The early-stopping :class:`~nas.early_stopping.Decision` for trial ``number`` at rung
+        """The early-stopping :class:`~nas.search.early_stopping.Decision` for trial ``number`` at rung
         ``step``, against the rung's population in the study (every state, every process)."""
-        from analysis.objectives import is_log
-        from nas.early_stopping import rung_population
+        from nas.search.early_stopping import rung_population
 
         others = rung_population(study.get_trials(deepcopy=False), step, self.objectives,
                                  exclude_number=number, exclude_arch=arch_id)
@@ -319,7 +319,7 @@ class TrialRunner:
         return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
 
     def _status(self, trial: optuna.trial.FrozenTrial) -> str:
-        from nas.prior import below_prior_note
+        from nas.training.prior import below_prior_note
 
         attrs = trial.user_attrs
         if trial.state == optuna.trial.TrialState.COMPLETE:

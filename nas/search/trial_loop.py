@@ -17,8 +17,8 @@ from typing import Any, Callable
 import optuna
 
 from nas.errors import ConfigError, RunStopped, disk_full, disk_full_message
-from nas.storage import fail_dead_local_trials
-from nas.trial_runner import FINISHED, TrialFailed, TrialRunner
+from nas.search.storage import fail_dead_local_trials
+from nas.search.trial_runner import FINISHED, TrialFailed, TrialRunner
 
 __all__ = ["NOT_NEEDED", "TrialBudget", "disk_full_reason", "run_trials"]
 

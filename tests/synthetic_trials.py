@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nas.arch import IB, IB_POINTS, KD, KD_POINTS, STAGES, Architecture, Binarize, Binarizer
-from nas.study_tables import flat_architecture
+from nas.model.arch import IB, IB_POINTS, KD, KD_POINTS, STAGES, Architecture, Binarize, Binarizer
+from nas.search.study_tables import flat_architecture
 
 __all__ = ["FP_REFERENCE_METRICS", "synthetic_trials"]
 

@@ -4,7 +4,7 @@ Optuna cannot prune a multi-objective trial and Ray's schedulers follow one metr
 lives here, once, free of either: :class:`SuccessiveHalving` says at which steps of a trial's
 training budget it is scored ("rungs") and, given its objective values there and those of every
 other trial that reached the same rung, whether it trains on. The local backend
-(:meth:`nas.trial_runner.TrialRunner.measure`) and the Ray scheduler (:mod:`nas.ray_searcher`) only feed it.
+(:meth:`nas.search.trial_runner.TrialRunner.measure`) and the Ray scheduler (:mod:`nas.search.ray_searcher`) only feed it.
 
 Only Δm depends on training; the costs (OPs, size, params) are known before it. A trial's values at
 a rung are therefore its Δm scored on the validation split after that many steps, with its costs:
@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from analysis.pareto import non_dominated_sort
 from nas.errors import ConfigError
 
 __all__ = ["Decision", "SuccessiveHalving", "crowding_distance", "parse_early_stopping", "rung_population"]
@@ -147,8 +148,6 @@ class SuccessiveHalving:
         A trial whose own values are not finite continues: its final result will say what went
         wrong (a diverged trial fails with its reason, it is not "pruned").
         """
-        from analysis.pareto import non_dominated_sort
-
         own = np.asarray(values, dtype=float).reshape(-1)
         if own.shape[0] != len(directions):
             raise ValueError(f"{own.shape[0]} value(s) for {len(directions)} direction(s)")

@@ -2,7 +2,7 @@
 
 The binary-network convention (Bi-Real Net, ReActNet): one multiply-accumulate (MAC) is one op;
 BOPs are the MACs of convolutions/linears whose inputs and weights are both 1-bit
-(:class:`~nas.binary.BinaryConv2d`, :class:`~nas.binary.BinaryLinear`); FLOPs are the MACs of every
+(:class:`~nas.model.binary.BinaryConv2d`, :class:`~nas.model.binary.BinaryLinear`); FLOPs are the MACs of every
 other convolution/linear/matmul; **OPs = FLOPs + BOPs / 64**. Batch norm, pooling, upsampling and
 element-wise work are counted separately (``other``) and are not part of OPs, as in the published
 figures. Model size counts binary weights at 1 bit and every other parameter at 32 bits.
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from nas.binary import ESTIMATORS, BinaryConv2d, BinaryLinear
+from nas.model.binary import ESTIMATORS, BinaryConv2d, BinaryLinear
 
 __all__ = ["BINARY_MODULES", "CostReport", "ModuleCost", "count"]
 
@@ -104,7 +104,7 @@ class CostReport:
         """This report with every spatial count multiplied by ``factor`` (parameters unchanged).
 
         Exact for fully convolutional networks counted at a resolution ``sqrt(factor)`` times
-        smaller per side, when every feature map divides evenly (see :func:`nas.trial.cost_of`).
+        smaller per side, when every feature map divides evenly (see :func:`nas.cost.arch_cost.cost_of`).
         """
         rows = tuple(
             ModuleCost(m.module, m.type, m.flops * factor, m.bops * factor, m.other * factor, m.params, m.binary)

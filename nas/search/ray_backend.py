@@ -1,25 +1,25 @@
 """The Ray backend: a search's trials as Ray Tune trials, proposed by the study's own searcher.
 
 One source of truth, the study's Optuna storage. The driver (this process) starts as the local
-backend does (:meth:`nas.search.Search.start`: configuration check, data and FP teacher, study and
-presets), then hands Tune a :class:`~nas.ray_searcher.StudySearcher`, which asks the study for each
+backend does (:meth:`nas.search.local.Search.start`: configuration check, data and FP teacher, study and
+presets), then hands Tune a :class:`~nas.search.ray_searcher.StudySearcher`, which asks the study for each
 trial and begins it (the Architecture is sampled in the driver, by the same
-:class:`~nas.trial_runner.TrialRunner` as the local loop). A Tune trial then costs and trains it on a
-Ray worker (:mod:`nas.ray_trainable`) and reports the objective values plus every user attribute.
+:class:`~nas.search.trial_runner.TrialRunner` as the local loop). A Tune trial then costs and trains it on a
+Ray worker (:mod:`nas.search.ray_trainable`) and reports the objective values plus every user attribute.
 Back in the driver, the searcher writes those attributes onto the *same* Optuna trial and tells the
 study, so ``trials.csv``, ``pareto``, ``plot``, ``report`` and ``export`` read a Ray search exactly
 like a local one.
 
 Early stopping (``SearchConfig.early_stopping``): the worker reports each rung it reaches with
 ``tune.report`` (the objective values at the rung, the attributes so far, and the step) and waits,
-as function trainables do, for the driver. The scheduler (:class:`~nas.ray_searcher.RungScheduler`)
+as function trainables do, for the driver. The scheduler (:class:`~nas.search.ray_searcher.RungScheduler`)
 hands the result to the searcher, which writes the attributes onto the Optuna trial (so the rung is
 in the study at once, for every other process too) and applies the rule to the rung's population
 read from the study, exactly as the local backend does. A stopped trial: the scheduler answers
 STOP, Tune ends the trainable inside ``tune.report`` and calls ``on_trial_complete`` with that last
 rung result, and the searcher tells the trial PRUNED.
 
-Trial count (:class:`~nas.trial_loop.TrialBudget`, as for the local loop): the searcher stops
+Trial count (:class:`~nas.search.trial_loop.TrialBudget`, as for the local loop): the searcher stops
 proposing when finished + running trials reach ``trials`` (other processes' running trials count),
 and proposes again if a running one fails. Resuming re-runs the command: Tune starts a new
 experiment, the study keeps its finished trials. Tune's own experiment checkpoint is not used (the
@@ -109,7 +109,7 @@ def run_ray(
     options: RayOptions = RayOptions(),
     evaluator_factory: Callable[[Any, str], Any] | None = None,
 ) -> optuna.Study:
-    """Run ``search`` (a :class:`nas.search.Search`) on Ray until the study holds ``trials``
+    """Run ``search`` (a :class:`nas.search.local.Search`) on Ray until the study holds ``trials``
     finished trials or ``timeout`` seconds pass (no new trial starts after that).
 
     Args:
@@ -118,13 +118,13 @@ def run_ray(
         timeout: seconds after which no trial starts.
         options: how to use Ray.
         evaluator_factory: ``(SearchConfig, device) -> evaluator`` run in each Ray worker
-            (default :meth:`nas.trial.Evaluator.for_config`); it is pickled, so a closure works.
+            (default :meth:`nas.search.evaluator.Evaluator.for_config`); it is pickled, so a closure works.
 
     Failed trials are recorded (state FAIL, ``fail_reason``) and the run goes on; it gives up
     (:class:`nas.errors.RunStopped`) after as many failures as trials were asked for (at least 3),
     like the local backend.
     """
-    from nas.trial_loop import TrialBudget
+    from nas.search.trial_loop import TrialBudget
 
     budget = TrialBudget(trials, timeout)
     options = options.validated()
@@ -162,8 +162,8 @@ def run_tune(search: Any, study: optuna.Study, budget: Any, *, options: RayOptio
     """One Tune experiment over ``study`` until ``budget`` is spent; returns why it gave up, if it did."""
     from ray import tune
 
-    from nas.ray_searcher import RungScheduler, StudySearcher
-    from nas.ray_trainable import read_teacher, teacher_location, trainable
+    from nas.search.ray_searcher import RungScheduler, StudySearcher
+    from nas.search.ray_trainable import read_teacher, teacher_location, trainable
 
     # Tune's console tables would mix with our progress lines (and break --json): keep them off.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

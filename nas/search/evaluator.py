@@ -15,46 +15,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from nas.arch import Architecture
-from nas.cost import CostReport
-from nas.fidelity import Fidelity, get_fidelity
+from analysis.atomic import atomic_write_bytes
+from nas.cost.arch_cost import cost_of
+from nas.model.arch import Architecture
+from nas.training.fidelity import Fidelity, get_fidelity
 
-__all__ = ["Evaluator", "cost_of", "cost_report", "counting_scale"]
-
-
-def counting_scale(height: int, width: int, *, stride: int = 32, min_side: int = 64) -> int:
-    """The largest k such that (height/k, width/k) are multiples of ``stride`` with a side >= ``min_side``.
-
-    Every map of a Bi-MTDP network is the input divided by a power of two up to ``stride``, and
-    every operator is convolutional, so its counts scale exactly with the pixel count: counting
-    at 1/k of the size and multiplying by k² gives the same numbers in a fraction of the time
-    (a test checks this against a direct count for every preset).
-    """
-    best = 1
-    for k in range(2, min(height, width) // min_side + 1):
-        if height % (k * stride) == 0 and width % (k * stride) == 0:
-            best = k
-    return best
-
-
-def cost_report(arch: Architecture, dataset: str) -> CostReport:
-    """The full cost report of ``arch`` at the dataset's cost resolution."""
-    from nas.cost import count
-    from nas.data import dataset_meta
-    from nas.model import build
-
-    meta = dataset_meta(dataset)
-    height, width = meta.cost_resolution
-    k = counting_scale(height, width)
-    model = build(arch, meta.tasks)
-    report = count(model, torch.zeros(1, 3, height // k, width // k))
-    return report.scaled(k * k, (1, 3, height, width)) if k > 1 else report
-
-
-def cost_of(arch: Architecture, dataset: str) -> dict[str, Any]:
-    """The headline cost figures of ``arch`` at the dataset's cost resolution, as plain numbers."""
-    summary = cost_report(arch, dataset).summary()
-    return {key: summary[key] for key in ("flops", "bops", "ops", "params", "size_bits")}
+__all__ = ["Evaluator"]
 
 
 @dataclass
@@ -90,7 +56,8 @@ class Evaluator:
         """Load the data and the teacher once (idempotent)."""
         if self._state:
             return
-        from nas.train import Teacher, load_data, resolve_device
+        from nas.training.teacher import Teacher
+        from nas.training.train import load_data, resolve_device
 
         device = resolve_device(self.device)
         started = time.perf_counter()
@@ -100,15 +67,15 @@ class Evaluator:
             self.dataset, self.fidelity, root=self.data_root, cache_dir=self.directory / "cache", device=device
         )
         teacher = Teacher.load_or_train(self.teacher_dir, train, val, self.fidelity, seed=self.seed, device=device, log=self.log)
-        from nas.prior import prior_metrics
+        from nas.training.prior import prior_metrics
 
         self._state = {"device": device, "train": train, "val": val, "teacher": teacher, "prior": prior_metrics(train, val)}
         self.log(f"data and teacher ready in {time.perf_counter() - started:.1f} s")
 
     @property
     def teacher_dir(self) -> Path:
-        """The teacher cache shared by every study under the same results root (see nas.train.teacher_dir)."""
-        from nas.train import teacher_dir
+        """The teacher cache shared by every study under the same results root (see nas.training.teacher.teacher_dir)."""
+        from nas.training.teacher import teacher_dir
 
         return teacher_dir(self.directory.parent, self.dataset, self.fidelity.name, self.seed)
 
@@ -136,12 +103,12 @@ class Evaluator:
         """Proxy-train ``arch``; returns metrics, delta_m, seconds, steps and below_prior (raises TrainingError).
 
         ``below_prior`` names the tasks on which the trained network scores worse than the trivial
-        prior (:mod:`nas.prior`): a network that learned nothing there. The trial keeps its values
+        prior (:mod:`nas.training.prior`): a network that learned nothing there. The trial keeps its values
         (its Δm already pays for the task) and carries the flag to the tables and the report.
-        ``rungs``/``on_rung``: intermediate scoring, see :func:`nas.train.fit` (early stopping).
+        ``rungs``/``on_rung``: intermediate scoring, see :func:`nas.training.train.fit` (early stopping).
         """
-        from nas.prior import below_prior
-        from nas.train import fit
+        from nas.training.prior import below_prior
+        from nas.training.train import fit
 
         self.prepare()
         state = self._state
@@ -168,7 +135,6 @@ class Evaluator:
     def _save_weights(self, arch: Architecture, model: torch.nn.Module) -> None:
         import io
 
-        from nas.results import atomic_write_bytes
 
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)

@@ -1,13 +1,13 @@
 """The Ray backend's worker side: what a Tune trial runs in a Ray worker process.
 
 A trial gets the Architecture the driver began (``spec["arch"]``), costs and trains it through a
-:class:`~nas.trial_runner.TrialRunner` built once per worker process (a reused Tune actor loads the
+:class:`~nas.search.trial_runner.TrialRunner` built once per worker process (a reused Tune actor loads the
 data and the teacher once), and reports the objective values with every user attribute as one JSON
 string. With early stopping it also reports each rung and waits for the driver's decision.
 
 The teacher reaches the workers through Ray's object store: its cache folder is written into
 ``<results>/teachers/<dataset>-<fidelity>-seed<N>`` on any node that lacks it, where
-:meth:`nas.train.Teacher.load_or_train` finds it; it is never retrained.
+:meth:`nas.training.teacher.Teacher.load_or_train` finds it; it is never retrained.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.ray_searcher import ATTRS, FAILED, RUNG, SPEC
-from nas.trial_runner import TrialRunner, fail_reason
+from nas.search.ray_searcher import ATTRS, FAILED, RUNG, SPEC
+from nas.search.trial_runner import TrialRunner, fail_reason
 
 __all__ = ["TEACHER_FILES", "read_teacher", "teacher_location", "trainable"]
 
@@ -33,7 +33,7 @@ _RUNNERS: dict[str, TrialRunner] = {}
 
 def teacher_location(config: Any) -> Path:
     """Where the search's FP teacher is cached (the folder every node reads it from)."""
-    from nas.trial import Evaluator
+    from nas.search.evaluator import Evaluator
 
     return Evaluator.for_config(config).teacher_dir
 
@@ -84,8 +84,8 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import ray
 
-    from nas.arch import Architecture
-    from nas.storage import this_worker
+    from nas.model.arch import Architecture
+    from nas.search.storage import this_worker
 
     names = list(setup["config"].objectives)
     attrs: dict[str, Any] = {"ray_worker": this_worker(), "ray_node": ray.get_runtime_context().get_node_id()}

@@ -141,7 +141,7 @@ def fail_dead_local_trials(study: optuna.Study, log: Callable[[str], None] | Non
     after its grace period; on the same host we can tell at once. Returns the trial numbers failed
     (each also said through ``log``).
     """
-    from nas.optuna_internals import set_trial_user_attr
+    from nas.search.optuna_internals import set_trial_user_attr
 
     host = socket.gethostname()
     failed = []

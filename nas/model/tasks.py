@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nas.errors import ConfigError
-from nas.registry import register
-from nas.meters import (
+from nas.model.meters import (
     ConfusionMeter,
     DepthMeter,
     EdgeMeter,
@@ -33,6 +32,7 @@ from nas.meters import (
     normalise,
     normals_valid,
 )
+from nas.registry import register
 
 __all__ = ["TASKS", "TASK_GROUPS", "Task", "TaskSpec", "delta_m", "get_task", "register_task"]
 
@@ -100,7 +100,7 @@ class Task:
 
     @property
     def higher_is_better(self) -> bool:
-        """The primary metric's direction (from the meter's :attr:`~nas.meters.Meter.METRICS`)."""
+        """The primary metric's direction (from the meter's :attr:`~nas.model.meters.Meter.METRICS`)."""
         return self.meter_type.METRICS[self.primary_metric][1]
 
     @property
@@ -143,7 +143,7 @@ class Task:
         per-pixel mean (invalid normals are zero vectors and add nothing).
 
         What a network that ignores its image can do per pixel: the bar any trained network must
-        clear (see :mod:`nas.prior`).
+        clear (see :mod:`nas.training.prior`).
         """
         return targets.float().mean(0)
 

@@ -3,8 +3,8 @@ scheduler that applies early stopping. Imported only by the Ray backend (it impo
 
 :class:`StudySearcher` subclasses Ray's public ``Searcher`` and keeps its own state: a map from
 Tune trial id to the Optuna trial it asked for with ``study.ask()``. Proposing, beginning and
-recording go through the search's :class:`~nas.trial_runner.TrialRunner`, and the trial count
-through :class:`~nas.trial_loop.TrialBudget`, exactly as in the local loop.
+recording go through the search's :class:`~nas.search.trial_runner.TrialRunner`, and the trial count
+through :class:`~nas.search.trial_loop.TrialBudget`, exactly as in the local loop.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from nas.study_open import foreign_processor
-from nas.trial_loop import TrialBudget, disk_full_reason
-from nas.trial_runner import Outcome, TrialRunner
+from nas.search.study_open import foreign_processor
+from nas.search.trial_loop import TrialBudget, disk_full_reason
+from nas.search.trial_runner import Outcome, TrialRunner
 
 __all__ = ["ATTRS", "FAILED", "RUNG", "SPEC", "RungScheduler", "StudySearcher"]
 

@@ -30,15 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nas.arch import Architecture, points_in
-from nas.blocks import Backbone, Decoder, IBLayer, Neck, PADistillation, TaskHead, scaled
-from nas.tasks import TaskSpec
+from nas.model.arch import Architecture, points_in
+from nas.model.blocks import Backbone, Decoder, IBLayer, Neck, PADistillation, TaskHead, scaled
+from nas.model.tasks import TaskSpec
 
 __all__ = ["HEAD_STRIDE", "NECK_CHANNELS", "ModelOutput", "MultiTaskNet", "build", "decoder_names"]
 
 #: Output stride of the neck, decoders, distillation and heads.
 HEAD_STRIDE: int = 8
-#: Base channels of the neck/decoders/distillation (times the width, see :func:`nas.blocks.scaled`).
+#: Base channels of the neck/decoders/distillation (times the width, see :func:`nas.model.blocks.scaled`).
 NECK_CHANNELS: int = 64
 #: Input sides must be multiples of the backbone's output stride.
 INPUT_MULTIPLE: int = 32
@@ -53,7 +53,7 @@ class ModelOutput:
         initial: deep-supervision predictions per task at stride 8 (empty when the architecture has
             no cross-task distillation: the final heads then read the same features).
         kl: one scalar per IB layer, the KL divergence averaged per element (see
-            :class:`~nas.blocks.IBLayer`); keys ``backbone``, ``neck``, ``decoder.<decoder>``,
+            :class:`~nas.model.blocks.IBLayer`); keys ``backbone``, ``neck``, ``decoder.<decoder>``,
             ``distill.<task>``. The loss adds ``arch.ib.beta * kl_total``.
         features: features at the requested KD points; keys ``backbone`` (stage-4 output, after its
             IB layer if any), ``neck``, ``decoder.<task>`` (the decoder feature a task reads, so that

@@ -1,7 +1,7 @@
 """The trivial prior: what a network that ignores its image scores, and who scores worse.
 
 The prior predicts, for every task, per-pixel statistics of the training targets (each task's
-:meth:`~nas.tasks.Task.prior`: class frequencies, mean depth, mean normal, edge frequency). A
+:meth:`~nas.model.tasks.Task.prior`: class frequencies, mean depth, mean normal, edge frequency). A
 trained network whose primary metric on a task is worse than the prior's has not learned that task
 at all: a recipe failure (e.g. a head that cannot express the task's output), not a verdict on
 the design. :func:`below_prior` names those tasks; the search records them on the trial
@@ -16,8 +16,8 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from nas.tasks import get_task
-from nas.train import TrainData, evaluate
+from nas.model.tasks import get_task
+from nas.training.train import TrainData, evaluate
 
 __all__ = ["PriorPredictor", "below_prior", "below_prior_note", "prior_metrics"]
 

@@ -4,9 +4,9 @@ The trials table is the contract between the search and the analysis: one row pe
 ``number``, ``state``, the objective columns (``delta_m``, ``ops``, ...), the cost figures, the
 per-task metrics as ``metric.<task>.<name>``, the architecture as ``arch.<dimension>`` columns
 named by the search space's dimensions (``arch.binarize.neck``, ``arch.ib.beta``, ``arch.width``:
-see :func:`nas.arch.dimension_names`), ``feasible``, ``fail_reason``,
+see :func:`nas.model.arch.dimension_names`), ``feasible``, ``fail_reason``,
 ``below_prior`` (the tasks, ``;``-separated, on which the trained network is worse than the trivial
-prior: see :mod:`nas.prior`; empty when none) and timing.
+prior: see :mod:`nas.training.prior`; empty when none) and timing.
 
 Tables written before the columns took the dimension names (``arch.bin_neck``, ``arch.sharing``)
 are read through :func:`migrate_columns`.
@@ -21,12 +21,13 @@ from typing import Any, Mapping, Sequence
 import optuna
 import pandas as pd
 
+from analysis.atomic import atomic_write_json, atomic_write_text
 from analysis.objectives import COST_COLUMNS
-from nas.arch import IB_POINTS, KD_POINTS, STAGES, flatten
+from analysis.pareto import front_members
 from nas.errors import ConfigError
+from nas.model.arch import IB_POINTS, KD_POINTS, STAGES, flatten
 from nas.runtime.arch_latency import LATENCY_COLUMNS
-from nas.study_objectives import Objective
-from nas.results import atomic_write_json, atomic_write_text
+from nas.search.study_objectives import Objective
 
 __all__ = ["ARCH_PREFIX", "flat_architecture", "front_frame", "migrate_columns", "trials_frame", "write_tables"]
 
@@ -117,8 +118,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     """The front's members: non-dominated COMPLETE feasible trials, one per architecture, cheapest first."""
-    from analysis.pareto import front_members
-
     return front_members(trials, objectives, feasible_only=True)
 
 

@@ -1,10 +1,10 @@
 """What an exported network predicts on a user's image: decoded predictions, as images and arrays.
 
-The export's contract (:func:`nas.export.graph_contract`) is applied here once: the image is read
+The export's contract (:func:`nas.deploy.export.graph_contract`) is applied here once: the image is read
 as RGB, normalised with ImageNet statistics and resized so that each side is a multiple of 32 in
 [64, 4096]; each head's raw output is resized back to the image's size and decoded by its task
-(:meth:`nas.tasks.Task.decode`: argmax for segmentation, unit normals, sigmoid for edges). The
-network is rebuilt from ``weights.pt`` (``weights_only=True``, via :func:`nas.export.load_export`),
+(:meth:`nas.model.tasks.Task.decode`: argmax for segmentation, unit normals, sigmoid for edges). The
+network is rebuilt from ``weights.pt`` (``weights_only=True``, via :func:`nas.deploy.export.load_export`),
 so no code from the export folder runs.
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +44,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 def input_size(height: int, width: int) -> tuple[int, int]:
     """The network input size for an image (or an asked size): each side rounded to the nearest allowed one."""
-    from nas.export import MAX_SIDE, MIN_SIDE, SIDE_MULTIPLE
+    from nas.deploy.export import MAX_SIDE, MIN_SIDE, SIDE_MULTIPLE
 
     def side(n: int) -> int:
         return int(min(MAX_SIDE, max(MIN_SIDE, SIDE_MULTIPLE * round(n / SIDE_MULTIPLE))))
@@ -63,7 +64,7 @@ def predict_image(
     import torch.nn.functional as F
 
     from nas.data._common import normalise_images
-    from nas.tasks import get_task
+    from nas.model.tasks import get_task
 
     height, width = rgb.shape[:2]
     size = input_size(*(size or (height, width)))
@@ -85,8 +86,7 @@ def write_prediction(prediction: Prediction, out: Path, *, num_classes: dict[str
     import torch
     from PIL import Image
 
-    from nas.results import atomic_write_bytes
-    from nas.tasks import get_task
+    from nas.model.tasks import get_task
 
     written: dict[str, Any] = {}
     stem = prediction.image.stem

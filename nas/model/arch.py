@@ -3,7 +3,7 @@
 An :class:`Architecture` says which modules are binarized, how, where information-bottleneck (IB)
 layers sit, where knowledge distillation (KD) from the full-precision teacher applies, how the task
 decoders are shared and how wide the network is. It says nothing about the task set: the same
-architecture builds for synth's four tasks or PASCAL's five (see :func:`nas.model.build`).
+architecture builds for synth's four tasks or PASCAL's five (see :func:`nas.model.builder.build`).
 
 The dictionary form is nested by group, the groups of DESIGN.md::
 
@@ -44,6 +44,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from analysis.atomic import atomic_write_text
 from nas.errors import ConfigError
 
 __all__ = [
@@ -85,14 +86,14 @@ MAX_WIDTH: float = 2.0
 
 
 def estimators() -> tuple[str, ...]:
-    """The registered sign estimators (read from :mod:`nas.binary` so that new ones join at once)."""
-    from nas.binary import ESTIMATORS
+    """The registered sign estimators (read from :mod:`nas.model.binary` so that new ones join at once)."""
+    from nas.model.binary import ESTIMATORS
 
     return tuple(ESTIMATORS)
 
 
 def _weight_scales() -> tuple[str, ...]:
-    from nas.binary import WEIGHT_SCALES
+    from nas.model.binary import WEIGHT_SCALES
 
     return tuple(WEIGHT_SCALES)
 
@@ -491,6 +492,5 @@ def save_architecture(arch: Architecture, path: str | os.PathLike[str]) -> Path:
         text = yaml.safe_dump(arch.to_dict(), sort_keys=False)
     else:
         text = json.dumps(arch.to_dict(), indent=2) + "\n"
-    from nas.results import atomic_write_text
 
     return atomic_write_text(path, text)

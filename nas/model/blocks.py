@@ -1,7 +1,7 @@
 """The building blocks of a Bi-MTDP network: conv units, backbone, neck, decoders, IB, PAD, heads.
 
 Every block is built with the same topology whether it is binary or full precision; only the conv
-type (:class:`~nas.binary.BinaryConv2d` vs ``nn.Conv2d``) and the activation change. Binarizing a
+type (:class:`~nas.model.binary.BinaryConv2d` vs ``nn.Conv2d``) and the activation change. Binarizing a
 module therefore moves its MACs from FLOPs to BOPs and never changes the MAC total, which is what
 makes OPs comparable across the search space.
 """
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nas.arch import Binarizer
-from nas.binary import BinaryConv2d, RPReLU
+from nas.model.arch import Binarizer
+from nas.model.binary import BinaryConv2d, RPReLU
 
 __all__ = [
     "Backbone",

@@ -20,11 +20,12 @@ from typing import Any, Callable, Iterator, Mapping
 import optuna
 import yaml
 
+from analysis.atomic import atomic_write_text
 from nas.errors import ConfigError
-from nas.study_objectives import Objective, parse_objectives
-from nas.results import atomic_write_text, study_dir
-from nas.samplers import make_sampler
-from nas.storage import fail_dead_local_trials, open_storage, storage_file
+from nas.results import study_dir
+from nas.search.samplers import make_sampler
+from nas.search.storage import fail_dead_local_trials, open_storage, storage_file
+from nas.search.study_objectives import Objective, parse_objectives
 
 __all__ = ["BUDGET_FIELD", "CONFIG_ATTR", "IDENTITY_FIELDS", "load_existing", "open_study", "stored_config"]
 

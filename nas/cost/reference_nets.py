@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nas.binary import BinaryConv2d
+from nas.model.binary import BinaryConv2d
 
 __all__ = ["bireal18", "resnet18"]
 

@@ -26,7 +26,7 @@ class Fidelity:
         eval_images: number of validation images the metrics are computed on.
         steps: optimiser steps.
         batch_size: images per step.
-        lr: peak learning rate (AdamW; linear warm-up, then linear decay to zero, see nas.train).
+        lr: peak learning rate (AdamW; linear warm-up, then linear decay to zero, see nas.training.train).
         weight_decay: AdamW decay of FP conv/linear weights (latent binary weights, BN and biases
             get none).
     """

@@ -2,7 +2,7 @@
 
 An export is one folder, ``results/<study>/exports/<arch-id>/``::
 
-    arch.json       the architecture, a plain file for nas.arch.load_architecture / `bimtdp train --arch`
+    arch.json       the architecture, a plain file for nas.model.arch.load_architecture / `bimtdp train --arch`
     weights.pt      the proxy-trained state_dict (tensors only: loads with torch.load(weights_only=True))
     cost.json       the full cost report at the dataset's cost resolution, per-module table included
     metrics.json    the trial's metrics, Δm, fidelity, study and trial number
@@ -21,13 +21,13 @@ exactly. It is tried first. ``torch.jit.trace`` of the same network records each
 '_BinarizeWeight'"), so the TorchScript fallback traces a *folded* copy instead: latent weights
 replaced by their signs (binary linears: by their binarized values) with each conv's scale α kept
 in a buffer, so the copy computes the eval arithmetic of :meth:`BinaryConv2d.scaled_conv`, and the
-estimators replaced by the plain :func:`nas.binary.sign`. Either graph is
+estimators replaced by the plain :func:`nas.model.binary.sign`. Either graph is
 checked against the eager model on a random input before it is written; a graph that fails the
 check is not shipped (the manifest says why).
 
 Trust. The manifest's sha256 list has no key: it catches damage, not an editor, who can recompute
 it. So reading never executes code from the folder: weights load with ``weights_only=True`` and
-:func:`load_graph` passes the graph through :func:`nas.graph_archive.check_graph_archive` before
+:func:`load_graph` passes the graph through :func:`nas.deploy.graph_archive.check_graph_archive` before
 ``torch.export.load`` (which would otherwise unpickle, ``eval`` and ``exec`` what the archive holds).
 
 Writes are atomic: the folder is assembled under a temporary name inside ``exports/`` and renamed
@@ -47,9 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from nas.arch import Architecture, load_architecture
+from analysis.atomic import json_bytes
+from analysis.pareto import knee_point
 from nas.errors import ConfigError
-from nas.model import INPUT_MULTIPLE
+from nas.model.arch import Architecture, load_architecture
+from nas.model.builder import INPUT_MULTIPLE
 from nas.runtime.arch_latency import LATENCY_COLUMNS
 
 if TYPE_CHECKING:
@@ -86,7 +88,7 @@ def graph_contract(dataset: str) -> dict[str, Any]:
     """What the deployable graph takes and returns (written into manifest.json and README.md)."""
     from nas.data import dataset_meta
     from nas.data._common import IMAGENET_MEAN, IMAGENET_STD
-    from nas.tasks import get_task
+    from nas.model.tasks import get_task
 
     meta = dataset_meta(dataset)
     return {
@@ -143,7 +145,7 @@ def _readme(arch: Architecture, dataset: str, contract: Mapping[str, Any], graph
         "",
         "The manifest's hashes detect accidental damage; they have no key, so they do not prove who",
         "wrote the folder. Loading never runs code from it: weights.pt is read with weights_only=True,",
-        "and nas.export.load_graph refuses a graph archive holding pickled or native payloads or any",
+        "and nas.deploy.export.load_graph refuses a graph archive holding pickled or native payloads or any",
         "expression, guard or operator our exporter does not write. Running the graph runs its",
         "torch operators on your inputs; treat a folder from elsewhere like any other program input.",
         "",
@@ -200,9 +202,7 @@ def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: S
     """
     import optuna
 
-    from analysis.pareto import knee_point
-    from nas.study_tables import front_frame
-    from nas.study_tables import trials_frame
+    from nas.search.study_tables import front_frame, trials_frame
 
     trials = study.get_trials(deepcopy=False)
     if selection.trial is not None:
@@ -243,7 +243,7 @@ def _fold_for_tracing(model: "torch.nn.Module") -> "torch.nn.Module":
     """A copy whose binary layers hold binarized weights and call plain sign (no autograd.Function)."""
     import torch
 
-    from nas.binary import BinaryConv2d, BinaryLinear, Sign, binarize_weight, channel_scale, sign
+    from nas.model.binary import BinaryConv2d, BinaryLinear, Sign, binarize_weight, channel_scale, sign
 
     class _FoldedConv(BinaryConv2d):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,10 +290,10 @@ def _graph_bytes(model: "torch.nn.Module", example: "torch.Tensor", graph_format
 
 
 def _load_graph_bytes(data: bytes, graph_format: str, where: str = "graph") -> Any:
-    """The callable graph in ``data``, after :func:`nas.graph_archive.check_graph_archive` accepted it."""
+    """The callable graph in ``data``, after :func:`nas.deploy.graph_archive.check_graph_archive` accepted it."""
     import torch
 
-    from nas.graph_archive import check_graph_archive
+    from nas.deploy.graph_archive import check_graph_archive
 
     if graph_format not in GRAPH_FILES:
         raise ConfigError(f"{where}: unknown graph format {graph_format!r}; choose one of {list(GRAPH_FILES)}")
@@ -379,19 +379,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _json_bytes(obj: Any) -> bytes:
-    from nas.results import _json_default
-
-    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode("utf-8")
-
-
 def _cost_record(arch: Architecture, dataset: str) -> tuple[dict[str, Any], Any]:
     """The cost report at the dataset's cost resolution (summary + per-module records), and the model."""
     import torch
 
-    from nas.cost import count
+    from nas.cost.bitops import count
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
 
     meta = dataset_meta(dataset)
     model = build(arch, meta.tasks)
@@ -474,8 +468,8 @@ def export_architecture(
     cost |= dict(latency or {})
     files: dict[str, bytes] = {
         "arch.json": (json.dumps(arch.to_dict(), indent=2) + "\n").encode("utf-8"),
-        "cost.json": _json_bytes(cost),
-        "metrics.json": _json_bytes(dict(metrics)),
+        "cost.json": json_bytes(cost),
+        "metrics.json": json_bytes(dict(metrics)),
     }
     graph_format, graph_note = None, "no weights exported" if state_dict is None else "not asked for"
     if state_dict is not None:
@@ -506,7 +500,7 @@ def export_architecture(
         "graph": {"format": graph_format, "file": GRAPH_FILES.get(graph_format or ""), "note": graph_note},
         "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
     }
-    files["manifest.json"] = _json_bytes(manifest)
+    files["manifest.json"] = json_bytes(manifest)
 
     exports_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=exports_dir, prefix=f".tmp-{arch.id}-"))
@@ -653,7 +647,7 @@ def load_export(path: str | os.PathLike[str], *, packed: bool = False) -> tuple[
     import torch
 
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
 
     path = Path(path)
     manifest = verify_export(path)
