@@ -47,7 +47,7 @@ def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
     return float(kendalltau(x, y).statistic)
 
 
-def _architectures(samples: int, seed: int):
+def architectures(samples: int, seed: int):
     from search_spaces import get_space
 
     yield from (("mini", a) for a in get_space("mini").enumerate())
@@ -85,7 +85,7 @@ def measure(out: Path, resolution: int, samples: int, seed: int, repeatability: 
         writer = csv.DictWriter(handle, COLUMNS)
         if not done:
             writer.writeheader()
-        for i, (space, arch) in enumerate(_architectures(samples, seed)):
+        for i, (space, arch) in enumerate(architectures(samples, seed)):
             if (space, arch.id) in done:
                 continue
             report = count(build(arch, tasks), torch.zeros(1, 3, *shape))

@@ -12,9 +12,10 @@ import pytest
 
 from nas.bench.replay import compare, early_stopping_summary, replay, summarise, trials_to_reach
 from nas.bench.table import TabularBenchmark, load_table
-from nas.bench.tabulate import TabulatingEvaluator, rung_column, tabulate, write_table
+from nas.bench.tabulate import TabulatingEvaluator, add_latency, rung_column, tabulate, write_table
 from nas.cli import main
 from nas.errors import ConfigError
+from nas.runtime.arch_latency import LATENCY_CACHE, this_processor
 from nas.search.config import SearchConfig
 from nas.search.local import Search
 from nas.training.fidelity import get_fidelity
@@ -99,6 +100,9 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
         assert complete[rung_column(step)].map(math.isfinite).all()
     assert rung_column(8) not in first.columns
     assert {"metric.semseg.miou", "arch.binarize.decoders", "arch_json", "ops", "space", "fidelity"} <= set(first.columns)
+    here = this_processor()  # latency needs no training: every row has it, the failed one too, measured here
+    assert (first["latency"] > 0).all() and set(first["latency_cpu"]) == {here.cpu} and set(first["latency_isa"]) == {here.isa}
+    assert len(list((tmp_path / LATENCY_CACHE).glob("*.json"))) == 4  # the searches' own measurement cache
 
     again = tabulate(Search(config, log=lambda line: None), evaluator_factory=eight_steps())  # retries the failure
     study = Search(config, log=lambda line: None).open()
@@ -277,6 +281,30 @@ def test_early_stopping_summary_compares_training_time_to_the_full_budget_hv() -
     # seed 0: target 0.9 reached at 20 s (full) and 10 s (sh); seed 1: target 0.72 at 10 s, never with sh (10 s spent)
     assert summary["seconds_full"] == pytest.approx(15.0) and summary["seconds_early_stopping"] == pytest.approx(10.0)
     assert summary["reached"] == "1/2" and summary["ratio"] == pytest.approx(10 / 15)
+
+
+def test_a_table_with_latency_replays_the_latency_objective_from_one_processor(tmp_path, capsys) -> None:
+    here = this_processor()
+    table = synthetic_table().assign(latency=lambda t: t["ops"] / 1e7 + np.arange(len(t)) % 7,
+                                     latency_cpu=here.cpu, latency_isa=here.isa, latency_threads=here.threads)
+    path = write_table(table, tmp_path / "table.csv")
+    out = tmp_path / "cmp"
+    assert main(["bench", "compare", "--table", str(path), "--objectives", "delta_m,latency", "--samplers", "random",
+                 "--trials", "5", "--seeds", "1", "--out", str(out), "--json"]) == 0
+    assert capsys.readouterr().out.startswith("{")
+    bench = load_table(path, objectives=["delta_m", "latency"])
+    assert [o.name for o in bench.objectives] == ["delta_m", "latency"]
+    assert set(bench.front()["arch_id"]) != set(load_table(path).front()["arch_id"])  # another front than OPs'
+    mixed = table.assign(latency_cpu=[here.cpu] * (len(table) - 1) + ["Another CPU"])
+    with pytest.raises(ConfigError, match="2 processors"):
+        TabularBenchmark(mixed, load_table(path, objectives=["delta_m", "latency"]).objectives)
+    with pytest.raises(ConfigError, match="no latency"):
+        TabularBenchmark(table.assign(latency=np.nan), bench.objectives)
+    with pytest.raises(ConfigError, match="missing column"):  # a table from before latency was recorded
+        TabularBenchmark(table.drop(columns=["latency"]), bench.objectives)
+    # a table already measured elsewhere is not completed here
+    with pytest.raises(ConfigError, match="one processor per table"):
+        add_latency(mixed.assign(arch_json="{}", dataset="synth"))
 
 
 def test_compare_refuses_unknown_samplers() -> None:

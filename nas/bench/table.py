@@ -48,12 +48,25 @@ class TabularBenchmark:
         complete = self.table[self.table["state"] == "COMPLETE"]
         if complete.empty:
             raise ConfigError(f"{self.source or 'table'}: no completed architecture")
+        if any(o.column == "latency" for o in self.objectives):
+            self._check_one_processor(complete)
         self._rows = {row["arch_id"]: row for row in self.table.to_dict(orient="records")}
         self._values = {a: tuple(float(v) for v in row) for a, row in zip(
             complete["arch_id"], complete[[o.column for o in self.objectives]].to_numpy())}
         points = np.array(list(self._values.values()))
         self.reference = self._reference(points)
         self.true_hv = self.hypervolume(points)
+
+    def _check_one_processor(self, complete: pd.DataFrame) -> None:
+        """Latencies measured on different processors are not one objective."""
+        columns = [c for c in ("latency_cpu", "latency_isa", "latency_threads") if c in complete]
+        if complete["latency"].isna().any():
+            raise ConfigError(f"{self.source or 'table'}: some completed rows have no latency; measure them "
+                              f"(benchmarks/table_latency.py) before replaying the latency objective")
+        processors = complete[columns].drop_duplicates()
+        if len(processors) > 1:
+            raise ConfigError(f"{self.source or 'table'}: latencies measured on {len(processors)} processors "
+                              f"({processors.to_dict(orient='records')}): not one objective")
 
     # ------------------------------------------------------------------ facts
     @property

@@ -4,11 +4,14 @@ The table is made by an ordinary study: every architecture of the space is enque
 runs them with the local or the Ray backend. Resuming, failure records, the shared teacher and Ray
 parallelism are the search's own; this module only decides what to enqueue and which columns the
 table keeps. Each architecture is also scored after every eighth of its budget (``delta_m@<step>``
-columns), so that early-stopping rules can be replayed on the table as well.
+columns), so that early-stopping rules can be replayed on the table as well. Latency does not
+depend on training, so it is measured afterwards, in this process, by the latency objective's own
+measurement (:func:`add_latency`): one processor per table, whichever backend trained it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ from analysis.atomic import atomic_write_text
 from nas.errors import ConfigError
 from nas.search.evaluator import Evaluator
 
-__all__ = ["TabulatingEvaluator", "rung_column", "rung_steps", "table_from_study", "tabulate", "write_table"]
+__all__ = ["TabulatingEvaluator", "add_latency", "rung_column", "rung_steps", "table_from_study", "tabulate", "write_table"]
 
 _TRIAL_COLUMNS = ("state", "fail_reason", "flops", "bops", "ops", "params", "size_bits", "delta_m", "seconds", "steps")
 
@@ -122,7 +125,49 @@ def tabulate(
             search.evaluator = search.evaluator or (evaluator_factory or tabulating_evaluator)(search.config, search.device)
             search.evaluator.log = search.log
             search.run(trials=target)
-    return table_from_study(study, search.config, search.space)
+    from nas.runtime.arch_latency import LATENCY_CACHE
+
+    return add_latency(table_from_study(study, search.config, search.space),
+                       cache_dir=search.config.directory.parent / LATENCY_CACHE, log=search.log)
+
+
+def add_latency(table: pd.DataFrame, *, cache_dir: str | Path | None = None,
+                log: Callable[[str], None] = lambda line: None) -> pd.DataFrame:
+    """``table`` with the latency columns (:data:`~nas.runtime.arch_latency.LATENCY_COLUMNS`) filled
+    for every row that lacks them: the packed, untrained network at batch 1, the row's dataset's cost
+    resolution, one thread, on this processor (:func:`~nas.runtime.arch_latency.packed_latency`,
+    cached in ``cache_dir``), exactly what ``--objectives delta_m,latency`` measures in a search.
+
+    Raises:
+        ConfigError: rows already measured on another processor (a table holds one processor's).
+    """
+    from nas.arch import Architecture
+    from nas.runtime.arch_latency import LATENCY_COLUMNS, packed_latency, this_processor
+
+    table = table.copy()
+    at = table.columns.get_loc("size_bits") + 1 if "size_bits" in table else len(table.columns)  # with the costs
+    for offset, column in enumerate(c for c in LATENCY_COLUMNS if c not in table):
+        table.insert(min(at + offset, len(table.columns)), column, math.nan)
+    table["latency_cpu"] = table["latency_cpu"].astype(object)
+    table["latency_isa"] = table["latency_isa"].astype(object)
+    here = this_processor()
+    measured = table["latency"].notna()
+    others = table.loc[measured, ["latency_cpu", "latency_isa", "latency_threads"]].drop_duplicates()
+    if any((row.latency_cpu, row.latency_isa, int(row.latency_threads)) != (here.cpu, here.isa, here.threads)
+           for row in others.itertuples()):
+        first = others.iloc[0]
+        raise ConfigError(f"the table's latencies were measured on {first['latency_cpu']} ({first['latency_isa']}, "
+                          f"{int(first['latency_threads'])} thread(s)); this machine is {here.cpu} ({here.isa}, "
+                          f"{here.threads}): one processor per table")
+    missing = table.index[~measured]
+    if len(missing):
+        log(f"measuring the packed latency of {len(missing)} architectures on {here.cpu} ({here.isa})")
+    for index in missing:
+        arch = Architecture.from_dict(json.loads(table.at[index, "arch_json"]))
+        for column, value in packed_latency(arch, str(table.at[index, "dataset"]), cache_dir=cache_dir).items():
+            table.at[index, column] = value
+    table["latency_threads"] = table["latency_threads"].astype(int)
+    return table
 
 
 def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFrame:

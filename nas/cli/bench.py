@@ -68,9 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       examples="  bimtdp bench compare --table benchmarks/tables/mini-quick.csv\n"
                                "  bimtdp bench compare --table benchmarks/tables/mini-quick.csv --samplers random,tpe --trials 50 "
                                "--seeds 5 --json\n"
+                               "  bimtdp bench compare --table benchmarks/tables/mini-quick.csv --objectives delta_m,latency\n"
                                "  bimtdp bench compare --table benchmarks/tables/mini-quick.csv --early-stopping sh:eta=2,rungs=1\n")
     cmp.add_argument("--table", required=True, metavar="PATH", help="a table written by `bimtdp bench tabulate`")
     cmp.add_argument("--samplers", default="random,nsga2,tpe,gp", help="comma-separated (default: random,nsga2,tpe,gp)")
+    cmp.add_argument("--objectives", default="delta_m,ops", metavar="LIST",
+                     help="objectives of the replay, columns of the table (default: delta_m,ops; "
+                          "delta_m,latency needs the table's latency column)")
     cmp.add_argument("--trials", type=int, default=100, metavar="N", help="trials per replay (default: 100)")
     cmp.add_argument("--seeds", type=int, default=10, metavar="K", help="replays per sampler, seeds 0..K-1 (default: 10)")
     cmp.add_argument("--early-stopping", metavar="RULE",
@@ -139,7 +143,7 @@ def _compare(args: argparse.Namespace) -> int:
     from nas.bench.table import load_table
     from nas.results import study_dir
 
-    bench = load_table(args.table)
+    bench = load_table(args.table, objectives=args.objectives.split(","))
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     if not samplers:
         raise ConfigError("--samplers: give at least one sampler")

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from analysis.atomic import atomic_write_text
 
-__all__ = ["LATENCY_CACHE", "LATENCY_COLUMNS", "THREADS", "Processor", "packed_latency", "this_processor"]
+__all__ = ["LATENCY_CACHE", "LATENCY_COLUMNS", "THREADS", "Processor", "packed_latency", "packed_network", "this_processor"]
 
 #: The trial attributes (and table columns) a latency measurement fills.
 LATENCY_COLUMNS = ("latency", "latency_iqr", "latency_cpu", "latency_isa", "latency_threads")
@@ -59,17 +59,23 @@ def this_processor(threads: int = THREADS) -> Processor:
     return Processor(cpu=cpu_model(), isa=kernels.isa(), threads=int(threads))
 
 
-def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, repeats: int) -> dict[str, float]:
+def packed_network(arch: Any, dataset: str) -> Any:
+    """``arch``'s untrained network for ``dataset``'s tasks, packed (emulated without kernels)."""
     import torch
 
     from nas.data import dataset_meta
     from nas.model.builder import build
-    from nas.runtime.latency import measure_latency
     from nas.runtime.packed import pack_or_emulate
 
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(0)  # the untrained weights; the time does not depend on them
-        model = pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
+        return pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
+
+
+def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, repeats: int) -> dict[str, float]:
+    from nas.runtime.latency import measure_latency
+
+    model = packed_network(arch, dataset)
     result = measure_latency(model, (1, 3, *resolution), threads=threads, warmup=WARMUP, repeats=repeats,
                              per_layer=False, clock=CLOCK)
     return {"latency": result.median_ms, "latency_iqr": result.iqr_ms}

@@ -35,11 +35,13 @@ CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}
 
 @dataclass(frozen=True)
 class LayerTime:
-    """One layer's median time per forward pass (``kind``: its class name)."""
+    """One layer's median time per forward pass (``kind``: its class name; ``input_shapes``: the
+    shapes of the tensors it is called with, positional then keyword, at its first call)."""
 
     name: str
     kind: str
     median_ms: float
+    input_shapes: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,18 +123,21 @@ def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int) -> tuple[LayerT
     timed = _layers(module)
     spent = {name: [0.0] * repeats for name, _ in timed}
     called: set[str] = set()
+    shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
     started: dict[str, int] = {}
     current = [0]
     handles = []
     for name, layer in timed:
-        def before(_m: nn.Module, _args: Any, name: str = name) -> None:
+        def before(_m: nn.Module, args: Any, kwargs: Any, name: str = name) -> None:
+            if name not in shapes:
+                shapes[name] = tuple(tuple(t.shape) for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
             started[name] = time.perf_counter_ns()
 
         def after(_m: nn.Module, _args: Any, _out: Any, name: str = name) -> None:
             spent[name][current[0]] += (time.perf_counter_ns() - started[name]) / 1e6
             called.add(name)
 
-        handles.append(layer.register_forward_pre_hook(before))
+        handles.append(layer.register_forward_pre_hook(before, with_kwargs=True))
         handles.append(layer.register_forward_hook(after))
     outside = []
     try:
@@ -145,7 +150,8 @@ def _per_layer(module: nn.Module, x: torch.Tensor, repeats: int) -> tuple[LayerT
         for handle in handles:
             handle.remove()
     # a module the forward pass never calls (training-only heads) is no layer
-    layers = [LayerTime(name, type(layer).__name__, statistics.median(spent[name])) for name, layer in timed if name in called]
+    layers = [LayerTime(name, type(layer).__name__, statistics.median(spent[name]), shapes[name])
+              for name, layer in timed if name in called]
     return (*layers, LayerTime(OUTSIDE, "", max(0.0, statistics.median(outside))))
 
 
