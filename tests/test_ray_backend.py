@@ -174,6 +174,70 @@ class TestLocalRuntime:
         assert "ray_worker" in remote_trial.user_attrs and "ray_worker" not in local_trial.user_attrs
         assert remote_trial.values == local_trial.values  # Δm equal to the last bit
 
+    def test_a_latency_study_of_another_processor_is_refused_in_one_line(self, runtime, tmp_path, capsys) -> None:
+        import ray
+
+        from nas.study_open import PROCESSOR_ATTR
+
+        config = smoke_config(tmp_path, "elsewhere", objectives=("delta_m", "latency"), presets=False)
+        Search(config, log=lambda line: None).open().set_user_attr(  # created on "another machine"
+            PROCESSOR_ATTR, {"cpu": "Another CPU", "isa": "avx2", "threads": 1})
+        code = main(["search", "--study", "elsewhere", "--space", "mini", "--fidelity", "smoke", "--sampler", "random",
+                     "--objectives", "delta_m,latency", "--no-presets", "--results-dir", str(tmp_path),
+                     "--backend", "ray", "--trials", "2"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "Another CPU" in err and "run it where the study was created" in err
+        assert load_existing("elsewhere", results_dir=str(tmp_path))[0].get_trials() == []  # nothing ran
+        assert ray.is_initialized()  # the runtime it joined is left as it was
+
+
+def foreign_node_factory():
+    """An evaluator factory for the Ray workers that makes their node stand for another machine
+    (its CPU model is mocked, the one thing one host cannot provide) and fails any training."""
+
+    def factory(config, device):
+        import nas.runtime.latency as latency
+        from nas.trial import Evaluator
+
+        latency.cpu_model = lambda: "Another CPU"
+
+        class NeverTrains(Evaluator):
+            def train(self, arch, **kwargs):
+                raise AssertionError("trained on a node of another processor")
+
+        return NeverTrains.for_config(config, device=device, log=lambda line: None)
+
+    return factory
+
+
+def test_a_ray_node_of_another_processor_refuses_latency_trials_before_training(teacher, tmp_path) -> None:
+    """Its own runtime: the mocked CPU model stays in the worker processes until the runtime ends."""
+    import dataclasses
+
+    import ray
+
+    from nas.errors import RunStopped
+    from nas.runtime.arch_latency import LATENCY_CACHE, this_processor
+    from nas.study_open import PROCESSOR_ATTR
+
+    config = dataclasses.replace(seeded(tmp_path, "foreign", teacher), objectives=("delta_m", "latency"), presets=False)
+    assert start_ray(RayOptions(num_cpus=2))
+    try:
+        search = Search(config, log=lambda line: None)
+        with pytest.raises(RunStopped, match="Another CPU"):
+            run_ray(search, trials=1, options=RayOptions(concurrency=1), evaluator_factory=foreign_node_factory())
+    finally:
+        ray.shutdown()
+    study = search.open()
+    trials = study.get_trials()
+    assert trials and all(t.state == FAIL for t in trials)
+    for trial in trials:
+        reason = trial.user_attrs["fail_reason"]
+        assert reason.startswith("refused on this Ray node: processor") and "Another CPU" in reason
+        assert "latency" not in trial.user_attrs and "delta_m" not in trial.user_attrs  # neither measured nor trained
+    assert study.user_attrs[PROCESSOR_ATTR]["cpu"] == this_processor().cpu  # the driver's, unchanged
+    assert not (tmp_path / LATENCY_CACHE).exists()
+
 
 @pytest.mark.slow
 def test_a_two_node_cluster_runs_trials_on_both_nodes(teacher, tmp_path) -> None:

@@ -164,6 +164,7 @@ def run_tune(search: Any, study: optuna.Study, budget: Any, *, options: RayOptio
 
     from nas.search.ray_searcher import RungScheduler, StudySearcher
     from nas.search.ray_trainable import read_teacher, teacher_location, trainable
+    from nas.search.study_open import PROCESSOR_ATTR
 
     # Tune's console tables would mix with our progress lines (and break --json): keep them off.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -173,6 +174,8 @@ def run_tune(search: Any, study: optuna.Study, budget: Any, *, options: RayOptio
         "device": str(search.device),
         "teacher": read_teacher(teacher_location(search.config)),  # in the object store, once
         "factory": factory,
+        # a worker on another processor refuses its trials before measuring or training them
+        "processor": study.user_attrs.get(PROCESSOR_ATTR),
     }
     trainable_with_resources = tune.with_resources(
         tune.with_parameters(trainable, setup=setup),

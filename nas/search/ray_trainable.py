@@ -3,7 +3,9 @@
 A trial gets the Architecture the driver began (``spec["arch"]``), costs and trains it through a
 :class:`~nas.search.trial_runner.TrialRunner` built once per worker process (a reused Tune actor loads the
 data and the teacher once), and reports the objective values with every user attribute as one JSON
-string. With early stopping it also reports each rung and waits for the driver's decision.
+string. With early stopping it also reports each rung and waits for the driver's decision. When
+the study measures latency, a node whose processor is not the study's refuses every trial before
+measuring or training it (the trial fails with the reason): one processor per latency objective.
 
 The teacher reaches the workers through Ray's object store: its cache folder is written into
 ``<results>/teachers/<dataset>-<fidelity>-seed<N>`` on any node that lacks it, where
@@ -79,6 +81,22 @@ def _runner(setup: dict[str, Any]) -> TrialRunner:
     return _RUNNERS[cache_key]
 
 
+class ForeignProcessor(Exception):
+    """This node's processor is not the one the study measures latency on."""
+
+
+def _foreign_node(stored: dict[str, Any] | None) -> str | None:
+    """Why this node must not measure the study's latency (another processor), or None."""
+    if stored is None:
+        return None
+    from dataclasses import asdict
+
+    from nas.runtime.arch_latency import this_processor
+    from nas.study_open import processor_mismatch
+
+    return processor_mismatch(stored, asdict(this_processor()))
+
+
 def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
     """One trial's work: the objective values, its user attributes (JSON) and a failure reason."""
     import optuna
@@ -95,6 +113,9 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
     if spec.get("twin") is None:
         try:
             runner = _runner(setup)
+            foreign = _foreign_node(setup.get("processor"))
+            if foreign is not None:
+                raise ForeignProcessor(foreign)
 
             def report_rung(step: int, rung_values: tuple[float, ...]) -> None:
                 # Blocks until the driver has decided; a STOP ends this thread inside tune.report.
@@ -106,6 +127,8 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
             values = runner.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__, on_rung=on_rung)
         except optuna.TrialPruned:  # over the latency budget, never trained: attrs["refused"] says so
             pass
+        except ForeignProcessor as error:  # neither measured nor trained here
+            failed = f"refused on this Ray node: {error}"
         except Exception as error:  # noqa: BLE001 - recorded on the trial, the search goes on
             failed = fail_reason(error)
     attrs["ray_seconds"] = time.perf_counter() - started  # the driver's span minus this: Ray's overhead

@@ -146,13 +146,17 @@ def check_processor(study: optuna.Study) -> None:
 
 def foreign_processor(study: optuna.Study, attrs: dict[str, Any]) -> str | None:
     """Why a trial's latency cannot join the study's (measured on another processor), or None."""
-    stored = study.user_attrs.get(PROCESSOR_ATTR)
-    if stored is None or "latency_cpu" not in attrs:
+    if "latency_cpu" not in attrs:
         return None
     measured = {"cpu": attrs["latency_cpu"], "isa": attrs.get("latency_isa"), "threads": attrs.get("latency_threads")}
-    if measured == stored:
+    return processor_mismatch(study.user_attrs.get(PROCESSOR_ATTR), measured)
+
+
+def processor_mismatch(stored: dict[str, Any] | None, measured: dict[str, Any]) -> str | None:
+    """Why latencies measured on ``measured`` cannot join a study measuring on ``stored`` (None: they can)."""
+    if stored is None or measured == stored:
         return None
-    return f"latency measured on {measured}, the study's processor is {stored}: not mixed into one objective"
+    return f"processor {measured} is not the study's {stored}: latencies are not mixed into one objective"
 
 
 def _wait_for_config(study: optuna.Study) -> dict[str, Any]:
