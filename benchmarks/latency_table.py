@@ -68,7 +68,7 @@ def measure(out: Path, cache: Path, samples: int, seed: int) -> None:
                 print(f"{i} done, load {os.getloadavg()[0]:.1f}", flush=True)
     table = LayerTable.open(cache)
     meta |= {"load_after": os.getloadavg(), "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-             "entries": len(table.entries), "overhead_ms_per_call": table.overhead_ms}
+             "entries": len(table.entries), "scale": table.scale}
     (out / "measurement.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

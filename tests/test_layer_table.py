@@ -52,13 +52,13 @@ def test_entries_are_measured_once_and_kept_per_processor(tmp_path) -> None:
     calls = table.fill(Split(), (1, 3, 16, 16))
     assert set(table.entries) == {c.key for c in calls} and all(v > 0 for v in table.entries.values())
     assert all(call.run is None for call in calls)  # the inputs' copies are freed
-    table.overhead_ms = 0.01
+    table.scale = 1.5
     table.save()
     again = LayerTable.open(tmp_path)
-    assert again.entries == table.entries and again.overhead_ms == 0.01
+    assert again.entries == table.entries and again.scale == 1.5
     refill = again.fill(Split(), (1, 3, 16, 16))
     assert [c.key for c in refill] == [c.key for c in calls] and again.entries == table.entries  # nothing new
-    assert again.predict(refill) == pytest.approx(again.sum_ms(refill) + 0.01 * len(refill))
+    assert again.predict(refill) == pytest.approx(1.5 * sum(again.entries[c.key] for c in refill))
     other = LayerTable.open(tmp_path, threads=2)  # another processor key: another file, empty
     assert other.entries == {} and other.path != table.path
     stored = json.loads(table.path.read_text())
@@ -69,6 +69,7 @@ def test_entries_are_measured_once_and_kept_per_processor(tmp_path) -> None:
 
 def test_the_prediction_is_calibrated_once_then_repeatable_without_measuring_again(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(layer_table, "_OPEN", {})
+    monkeypatch.setattr(layer_table, "_PREDICTED", {})
     monkeypatch.setattr(layer_table, "CALIBRATION", ("bi-mtdp-c",))  # one preset keeps the test short
     arch = next(iter(get_space("mini").enumerate()))
     first = predicted_latency(arch, "synth", cache_dir=tmp_path, resolution=(64, 64))
@@ -76,13 +77,15 @@ def test_the_prediction_is_calibrated_once_then_repeatable_without_measuring_aga
     assert first["latency"] > 0 and first["latency_calls"] > 10
     assert (first["latency_cpu"], first["latency_isa"], first["latency_threads"]) == (here.cpu, here.isa, 1)
     stored = json.loads(next(tmp_path.glob("layer-table-*.json")).read_text())
-    assert stored["overhead_ms"] is not None and len(stored["entries"]) > 10
+    assert stored["scale"] > 0 and len(stored["entries"]) > 10
 
     import nas.runtime.arch_latency as arch_latency
 
     monkeypatch.setattr(arch_latency, "packed_latency", lambda *a, **k: pytest.fail("measured end to end"))
     monkeypatch.setattr(layer_table, "time_call", lambda run: pytest.fail("timed an entry again"))
+    assert predicted_latency(arch, "synth", cache_dir=tmp_path, resolution=(64, 64)) == first
     monkeypatch.setattr(layer_table, "_OPEN", {})  # a new process: the table is read from the cache
+    monkeypatch.setattr(layer_table, "_PREDICTED", {})
     assert predicted_latency(arch, "synth", cache_dir=tmp_path, resolution=(64, 64)) == first
 
 
@@ -93,3 +96,22 @@ def test_layer_times_carry_their_input_shapes() -> None:
     conv = next(layer for layer in result.layers if layer.name == "conv")
     assert conv.input_shapes == ((1, 3, 16, 16),)
     assert json.loads(json.dumps(result.to_dict()))["layers"][0]["input_shapes"] == [[1, 3, 16, 16]]
+
+
+def test_a_network_built_to_be_timed_is_packed_in_place_like_a_copy() -> None:
+    from nas.data import dataset_meta
+    from nas.model import build
+    from nas.runtime.packed import pack_model
+
+    arch = next(iter(get_space("mini").enumerate()))
+    torch.manual_seed(0)
+    model = build(arch, dataset_meta("synth").tasks)
+    copied = pack_model(model)
+    assert copied is not model
+    in_place = pack_model(model, copy_first=False)
+    assert in_place is model
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        first, second = copied(x), in_place(x)
+    assert first.keys() == second.keys() and len(first) > 0
+    assert all(torch.equal(first[t], second[t]) for t in first)

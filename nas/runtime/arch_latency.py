@@ -69,7 +69,7 @@ def packed_network(arch: Any, dataset: str) -> Any:
 
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(0)  # the untrained weights; the time does not depend on them
-        return pack_or_emulate(build(arch, dataset_meta(dataset).tasks))
+        return pack_or_emulate(build(arch, dataset_meta(dataset).tasks), copy_first=False)  # built to be timed
 
 
 def _measure(arch: Any, dataset: str, resolution: Sequence[int], threads: int, repeats: int) -> dict[str, float]:

@@ -10,9 +10,13 @@ processor (warm-up, then the median of repeated runs on the thread's CPU clock, 
 run when one is short) and kept in ``<cache>/layer-table-<processor key>.json``. The processor's
 key is the CPU model, the kernels' ISA path and the torch threads (:class:`~nas.runtime.arch_latency.Processor`).
 
-The prediction is the sum of the entries of a pass's calls plus the Python between them, which no
-entry sees: a fixed cost per call (``overhead_ms`` in the table), measured once per processor as
-the median over a few calibration networks of (measured latency − sum of entries) / calls.
+The prediction is the sum of the entries of a pass's calls times a factor (``scale`` in the
+table), measured once per processor as the median over the presets of measured latency / sum of
+entries. A call alone runs on inputs, weights and code that its previous run left in the caches; in
+a pass they come from further away, and the Python between the calls is in no entry: measured
+passes took about 1.6× the sum of their calls alone on this project's machine, a ratio that held
+across the space (a least-squares fit of measured latency on the sum and the number of calls over
+200 `bimtdp` architectures gave the per-call term no weight; docs/LATENCY.md).
 :func:`predicted_latency` is the cheap, repeatable stand-in for :func:`~nas.runtime.arch_latency.packed_latency`
 when many candidates need a latency; docs/LATENCY.md says how closely it agrees.
 """
@@ -36,7 +40,7 @@ __all__ = ["Call", "LayerTable", "calibrate", "predicted_latency", "trace"]
 WARMUP, REPEATS = 2, 7
 #: A timed run repeats a short call until it lasts about this long (the clock reads ~1 µs apart).
 RUN_NS = 200_000
-#: Presets whose packed networks calibrate the per-call overhead.
+#: Presets whose packed networks calibrate the table's scale.
 CALIBRATION = ("bi-mtdp-f", "bi-mtdp-c", "bi-mtdp-naive", "mtdp-fp")
 
 
@@ -160,12 +164,12 @@ def time_call(run: Callable[[], Any]) -> float:
 
 @dataclass
 class LayerTable:
-    """One processor's entries (key -> ms) and per-call overhead, kept in a JSON file when given one."""
+    """One processor's entries (key -> ms) and calibrated scale, kept in a JSON file when given one."""
 
     processor: Any
     path: Path | None = None
     entries: dict[str, float] = field(default_factory=dict)
-    overhead_ms: float | None = None
+    scale: float | None = None
 
     @classmethod
     def open(cls, cache_dir: str | Path | None = None, *, threads: int = 1) -> "LayerTable":
@@ -187,8 +191,8 @@ class LayerTable:
         if stored.get("processor") != asdict(self.processor):
             return
         self.entries = {**stored.get("entries", {}), **self.entries}
-        if self.overhead_ms is None:
-            self.overhead_ms = stored.get("overhead_ms")
+        if self.scale is None:
+            self.scale = stored.get("scale")
 
     def save(self) -> None:
         """Write the table, merged with what another process wrote meanwhile (entries are per key)."""
@@ -199,7 +203,7 @@ class LayerTable:
         if self.path is None:
             return
         self._merge_file()
-        record = {"processor": asdict(self.processor), "overhead_ms": self.overhead_ms, "entries": dict(sorted(self.entries.items()))}
+        record = {"processor": asdict(self.processor), "scale": self.scale, "entries": dict(sorted(self.entries.items()))}
         atomic_write_text(self.path, json.dumps(record, indent=0) + "\n")
 
     def fill(self, model: nn.Module, input_shape: Sequence[int]) -> list[Call]:
@@ -221,26 +225,28 @@ class LayerTable:
 
     def predict(self, calls: Sequence[Call]) -> float:
         """Predicted ms of a pass made of ``calls`` (the table must be calibrated)."""
-        return self.sum_ms(calls) + len(calls) * self.overhead_ms
+        return self.scale * self.sum_ms(calls)
 
 
 def calibrate(table: LayerTable, dataset: str, resolution: Sequence[int], presets: Sequence[str] | None = None) -> float:
-    """Measure the per-call overhead on this processor: median over ``presets`` (default
-    :data:`CALIBRATION`) of (:func:`~nas.runtime.arch_latency.packed_latency` − sum of their entries) / calls."""
+    """Measure the table's scale on this processor: the median over ``presets`` (default
+    :data:`CALIBRATION`) of :func:`~nas.runtime.arch_latency.packed_latency` / the sum of their entries."""
     from nas.runtime.arch_latency import packed_latency, packed_network
     from search_spaces import get_preset
 
-    shares = []
+    ratios = []
     for name in presets or CALIBRATION:
         arch = get_preset(name)
         calls = table.fill(packed_network(arch, dataset), (1, 3, *resolution))
         measured = packed_latency(arch, dataset, threads=table.processor.threads, resolution=resolution)["latency"]
-        shares.append((measured - table.sum_ms(calls)) / len(calls))
-    table.overhead_ms = max(0.0, statistics.median(shares))
-    return table.overhead_ms
+        ratios.append(measured / table.sum_ms(calls))
+    table.scale = statistics.median(ratios)
+    return table.scale
 
 
 _OPEN: dict[tuple[str | None, int], LayerTable] = {}
+#: Predictions made in this process, by table and (architecture, dataset, resolution).
+_PREDICTED: dict[tuple, dict[str, Any]] = {}
 
 
 def predicted_latency(
@@ -256,22 +262,28 @@ def predicted_latency(
     resolution), from this processor's table in ``cache_dir`` (kept open in this process; calls it
     lacks are measured and added, and the table is calibrated on first use).
 
-    It costs one build, one packing and one traced pass (no repeats), and the same architecture
-    always gets the same figure from the same table: the cheap latency for many candidates.
+    It costs one build, one packing and one traced pass (no repeats; nothing for an architecture
+    this process predicted before), and the same architecture always gets the same figure from the
+    same table: the cheap, repeatable latency for many candidates.
     """
     from nas.data import dataset_meta
     from nas.runtime.arch_latency import packed_network
 
     height, width = resolution or dataset_meta(dataset).cost_resolution
     slot = (None if cache_dir is None else str(Path(cache_dir).resolve()), int(threads))
+    known = _PREDICTED.get((slot, arch.id, dataset, height, width))
+    if known is not None:
+        return dict(known)
     table = _OPEN.get(slot) or _OPEN.setdefault(slot, LayerTable.open(cache_dir, threads=threads))
     before = len(table.entries)
-    calibrating = table.overhead_ms is None
+    calibrating = table.scale is None
     if calibrating:
         calibrate(table, dataset, (height, width))
     calls = table.fill(packed_network(arch, dataset), (1, 3, height, width))
     if calibrating or len(table.entries) != before:
         table.save()
     processor = table.processor
-    return {"latency": table.predict(calls), "latency_calls": len(calls), "latency_cpu": processor.cpu,
-            "latency_isa": processor.isa, "latency_threads": processor.threads}
+    result = {"latency": table.predict(calls), "latency_calls": len(calls), "latency_cpu": processor.cpu,
+              "latency_isa": processor.isa, "latency_threads": processor.threads}
+    _PREDICTED[(slot, arch.id, dataset, height, width)] = result
+    return dict(result)

@@ -203,14 +203,17 @@ def _replace(module: nn.Module, prefix: str) -> None:
 
 
 @torch.no_grad()
-def pack_model(model: nn.Module) -> nn.Module:
+def pack_model(model: nn.Module, *, copy_first: bool = True) -> nn.Module:
     """A packed copy of ``model`` for inference (eval mode; ``model`` itself is left as it is).
+
+    ``copy_first=False`` packs ``model`` itself instead (no deep copy, which is most of packing's
+    time): for a network built only to be timed.
 
     Raises:
         UnpackableError: a binary layer with no packed form, or (a bug in :data:`RULES`) a binary
             layer left emulated or packed twice.
     """
-    packed = copy.deepcopy(model).eval()
+    packed = (copy.deepcopy(model) if copy_first else model).eval()
     expected = binary_layer_count(packed)
     _replace(packed, "")
     left = [name for name, m in packed.named_modules() if isinstance(m, (BinaryConv2d, BinaryLinear))]
@@ -242,7 +245,7 @@ def _stderr_line(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def pack_or_emulate(model: nn.Module, *, log: Callable[[str], None] = _stderr_line) -> nn.Module:
+def pack_or_emulate(model: nn.Module, *, log: Callable[[str], None] = _stderr_line, copy_first: bool = True) -> nn.Module:
     """:func:`pack_model` when compiled kernels run here; else ``model`` (eval), after one line saying why.
 
     Without them the packed ops would run the kernels' pure-torch reference, slower than the
@@ -252,7 +255,7 @@ def pack_or_emulate(model: nn.Module, *, log: Callable[[str], None] = _stderr_li
         warnings.simplefilter("always")
         path = kernels.isa()
     if path != kernels.EMULATED:
-        return pack_model(model)
+        return pack_model(model, copy_first=copy_first)
     if os.environ.get(kernels.ENV_ISA, "").strip() == kernels.EMULATED:
         line = f"bimtdp: {kernels.ENV_ISA}={kernels.EMULATED}: packed inference runs emulated"
     else:  # the kernels' own warning says why, the first time they are asked
