@@ -70,7 +70,8 @@ def test_entries_are_measured_once_and_kept_per_processor(tmp_path) -> None:
 def test_the_prediction_is_calibrated_once_then_repeatable_without_measuring_again(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(layer_table, "_OPEN", {})
     monkeypatch.setattr(layer_table, "_PREDICTED", {})
-    monkeypatch.setattr(layer_table, "CALIBRATION", ("bi-mtdp-c",))  # one preset keeps the test short
+    monkeypatch.setattr(layer_table, "CALIBRATION", ("bi-mtdp-c",))  # two networks keep the test short
+    monkeypatch.setattr(layer_table, "CALIBRATION_SAMPLES", 1)
     arch = next(iter(get_space("mini").enumerate()))
     first = predicted_latency(arch, "synth", cache_dir=tmp_path, resolution=(64, 64))
     here = this_processor()

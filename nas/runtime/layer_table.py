@@ -11,8 +11,8 @@ run when one is short) and kept in ``<cache>/layer-table-<processor key>.json``.
 key is the CPU model, the kernels' ISA path and the torch threads (:class:`~nas.runtime.arch_latency.Processor`).
 
 The prediction is the sum of the entries of a pass's calls times a factor (``scale`` in the
-table), measured once per processor as the median over the presets of measured latency / sum of
-entries. A call alone runs on inputs, weights and code that its previous run left in the caches; in
+table), measured once per processor as the median over calibration networks (the presets and a
+seeded sample of ``bimtdp``) of measured latency / sum of entries. A call alone runs on inputs, weights and code that its previous run left in the caches; in
 a pass they come from further away, and the Python between the calls is in no entry: measured
 passes took about 1.6× the sum of their calls alone on this project's machine, a ratio that held
 across the space (a least-squares fit of measured latency on the sum and the number of calls over
@@ -40,8 +40,10 @@ __all__ = ["Call", "LayerTable", "calibrate", "predicted_latency", "trace"]
 WARMUP, REPEATS = 2, 7
 #: A timed run repeats a short call until it lasts about this long (the clock reads ~1 µs apart).
 RUN_NS = 200_000
-#: Presets whose packed networks calibrate the table's scale.
+#: Presets whose packed networks calibrate the table's scale, with CALIBRATION_SAMPLES architectures
+#: drawn from ``bimtdp`` with CALIBRATION_SEED (the ratio varies by ±20 % between networks).
 CALIBRATION = ("bi-mtdp-f", "bi-mtdp-c", "bi-mtdp-naive", "mtdp-fp")
+CALIBRATION_SAMPLES, CALIBRATION_SEED = 12, 1234
 
 
 @dataclass
@@ -228,15 +230,23 @@ class LayerTable:
         return self.scale * self.sum_ms(calls)
 
 
-def calibrate(table: LayerTable, dataset: str, resolution: Sequence[int], presets: Sequence[str] | None = None) -> float:
-    """Measure the table's scale on this processor: the median over ``presets`` (default
-    :data:`CALIBRATION`) of :func:`~nas.runtime.arch_latency.packed_latency` / the sum of their entries."""
+def calibration_networks() -> list[Any]:
+    """The architectures that calibrate a table: :data:`CALIBRATION` and a seeded ``bimtdp`` sample."""
+    import numpy as np
+
+    from search_spaces import get_preset, get_space
+
+    space, rng = get_space("bimtdp"), np.random.default_rng(CALIBRATION_SEED)
+    return [get_preset(name) for name in CALIBRATION] + [space.sample(rng) for _ in range(CALIBRATION_SAMPLES)]
+
+
+def calibrate(table: LayerTable, dataset: str, resolution: Sequence[int]) -> float:
+    """Measure the table's scale on this processor: the median over :func:`calibration_networks` of
+    :func:`~nas.runtime.arch_latency.packed_latency` / the sum of their entries."""
     from nas.runtime.arch_latency import packed_latency, packed_network
-    from search_spaces import get_preset
 
     ratios = []
-    for name in presets or CALIBRATION:
-        arch = get_preset(name)
+    for arch in calibration_networks():
         calls = table.fill(packed_network(arch, dataset), (1, 3, *resolution))
         measured = packed_latency(arch, dataset, threads=table.processor.threads, resolution=resolution)["latency"]
         ratios.append(measured / table.sum_ms(calls))
