@@ -101,7 +101,7 @@ def test_layer_times_carry_their_input_shapes() -> None:
 
 def test_a_network_built_to_be_timed_is_packed_in_place_like_a_copy() -> None:
     from nas.data import dataset_meta
-    from nas.model import build
+    from nas.model.builder import build
     from nas.runtime.packed import pack_model
 
     arch = next(iter(get_space("mini").enumerate()))

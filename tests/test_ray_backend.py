@@ -177,7 +177,7 @@ class TestLocalRuntime:
     def test_a_latency_study_of_another_processor_is_refused_in_one_line(self, runtime, tmp_path, capsys) -> None:
         import ray
 
-        from nas.study_open import PROCESSOR_ATTR
+        from nas.search.study_open import PROCESSOR_ATTR
 
         config = smoke_config(tmp_path, "elsewhere", objectives=("delta_m", "latency"), presets=False)
         Search(config, log=lambda line: None).open().set_user_attr(  # created on "another machine"
@@ -197,7 +197,7 @@ def foreign_node_factory():
 
     def factory(config, device):
         import nas.runtime.latency as latency
-        from nas.trial import Evaluator
+        from nas.search.evaluator import Evaluator
 
         latency.cpu_model = lambda: "Another CPU"
 
@@ -218,7 +218,7 @@ def test_a_ray_node_of_another_processor_refuses_latency_trials_before_training(
 
     from nas.errors import RunStopped
     from nas.runtime.arch_latency import LATENCY_CACHE, this_processor
-    from nas.study_open import PROCESSOR_ATTR
+    from nas.search.study_open import PROCESSOR_ATTR
 
     config = dataclasses.replace(seeded(tmp_path, "foreign", teacher), objectives=("delta_m", "latency"), presets=False)
     assert start_ray(RayOptions(num_cpus=2))

@@ -141,7 +141,7 @@ def add_latency(table: pd.DataFrame, *, cache_dir: str | Path | None = None,
     Raises:
         ConfigError: rows already measured on another processor (a table holds one processor's).
     """
-    from nas.arch import Architecture
+    from nas.model.arch import Architecture
     from nas.runtime.arch_latency import LATENCY_COLUMNS, packed_latency, this_processor
 
     table = table.copy()

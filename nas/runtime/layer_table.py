@@ -200,7 +200,7 @@ class LayerTable:
         """Write the table, merged with what another process wrote meanwhile (entries are per key)."""
         from dataclasses import asdict
 
-        from nas.results import atomic_write_text
+        from analysis.atomic import atomic_write_text
 
         if self.path is None:
             return

@@ -92,7 +92,7 @@ def _foreign_node(stored: dict[str, Any] | None) -> str | None:
     from dataclasses import asdict
 
     from nas.runtime.arch_latency import this_processor
-    from nas.study_open import processor_mismatch
+    from nas.search.study_open import processor_mismatch
 
     return processor_mismatch(stored, asdict(this_processor()))
 
