@@ -331,6 +331,8 @@ def test_bench_compare_cli_writes_curves_summary_and_plots(tmp_path, capsys) -> 
     (["compare", "--table", "{table}", "--samplers", "best"], "unknown sampler"),
     (["compare", "--table", "{table}", "--seeds", "0"], "--seeds"),
     (["compare", "--table", "{table}", "--early-stopping", "sometimes"], "early stopping"),
+    (["compare", "--table", "{table}", "--objectives", "delta_m,latency"], "missing column(s) ['latency']"),
+    (["compare", "--table", "{table}", "--objectives", "delta_m,speed"], "unknown objective"),
     (["tabulate", "--space", "bimtdp"], "at most 10,000"),
     (["tabulate", "--out", "table.txt"], ".csv or .parquet"),
 ])
