@@ -25,6 +25,7 @@ __all__ = [
     "ObjectiveLike",
     "cost_index",
     "directions_of",
+    "drawn_pair",
     "is_log",
     "label_of",
     "objective_values",
@@ -133,16 +134,35 @@ def is_log(objective: ObjectiveLike) -> bool:
 
 
 def cost_index(objectives: Sequence[ObjectiveLike]) -> int:
-    """Index of the objective treated as "cost": the first minimised one, else the last one.
+    """Index of the objective treated as "cost": the first cost column (:data:`COST_COLUMNS`), else
+    the first minimised one, else the last one.
 
     Fronts are listed and drawn along the cost axis (cheapest first), which is how a user reads a
-    trade-off: "what do I get for this budget".
+    trade-off: "what do I get for this budget". A minimised accuracy (depth RMSE) is not a budget,
+    so a study of ``semseg.miou,depth.rmse,ops`` is read along OPs.
     """
     _check(objectives)
+    for i, objective in enumerate(objectives):
+        if objective.column in COST_COLUMNS:
+            return i
     for i, objective in enumerate(objectives):
         if objective.direction == "minimize":
             return i
     return len(objectives) - 1
+
+
+def drawn_pair(objectives: Sequence[ObjectiveLike]) -> tuple[ObjectiveLike, ObjectiveLike]:
+    """The ``(x, y)`` objectives a trade-off is drawn on: the cost axis (:func:`cost_index`) and the
+    first other objective.
+
+    Raises:
+        ValueError: fewer than two objectives (a single objective is not a trade-off).
+    """
+    if len(objectives) < 2:
+        raise ValueError("a trade-off needs two objectives")
+    ix = cost_index(objectives)
+    iy = next(i for i in range(len(objectives)) if i != ix)
+    return objectives[ix], objectives[iy]
 
 
 def objective_values(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> np.ndarray:

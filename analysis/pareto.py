@@ -28,8 +28,10 @@ __all__ = [
     "front_members",
     "knee_point",
     "non_dominated_sort",
+    "normalised_goodness",
     "pareto_front",
     "pareto_mask",
+    "ranked_members",
     "to_minimization",
 ]
 
@@ -223,34 +225,75 @@ def front_members(
     return front.loc[(ids == "") | ~ids.duplicated(keep="first")]
 
 
-def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.Series:
-    """The front member with the best balance between two objectives.
+def ranked_members(
+    trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], *, feasible_only: bool = True
+) -> pd.DataFrame:
+    """Every evaluated architecture, best first: by non-dominated rank (the front, then the front of
+    what is left, ...), cheapest first within a rank; one row per ``arch_id`` as in
+    :func:`front_members`, whose rows are the ones of rank 0. A ``rank`` column is added.
 
-    Method: put both objectives on the scale the user judges them on (log10 for costs, see
+    The "top K" of a multi-objective study: its first K rows.
+    """
+    candidates = evaluated_trials(trials, objectives, feasible_only=feasible_only)
+    if candidates.empty:
+        return candidates.assign(rank=pd.Series(dtype=int))
+    fronts = non_dominated_sort(objective_values(candidates, objectives), directions_of(objectives))
+    ranked = pd.concat([_sort_by_cost(candidates.iloc[front], objectives).assign(rank=k) for k, front in enumerate(fronts)])
+    if "arch_id" not in ranked.columns:
+        return ranked
+    ids = ranked["arch_id"].fillna("").astype(str)
+    return ranked.loc[((ids == "") | ~ids.duplicated(keep="first")).to_numpy()]
+
+
+def normalised_goodness(values: np.ndarray, objectives: Sequence[ObjectiveLike]) -> np.ndarray:
+    """``values`` (finite, ``(n, m)``) rescaled per objective to ``[0, 1]`` over the rows, 1 = best.
+
+    Each objective is taken on the scale the user judges it on (log10 for costs, see
+    :func:`analysis.objectives.is_log`) and oriented so that higher is better; an objective with
+    one value on every row is 0 there. The knee point and the parallel-coordinates plot share it.
+    """
+    goodness = np.empty_like(np.asarray(values, dtype=float))
+    for i, objective in enumerate(objectives):
+        column = values[:, i]
+        if is_log(objective) and (column > 0).all():
+            column = np.log10(column)
+        goodness[:, i] = column if objective.direction == "maximize" else -column
+    low, high = goodness.min(axis=0), goodness.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return (goodness - low) / span
+
+
+def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.Series:
+    """The front member with the best balance between the objectives.
+
+    Method: put every objective on the scale the user judges it on (log10 for costs, see
     :func:`analysis.objectives.is_log`), orient them so that higher is better, min-max normalise
-    each over the front to ``[0, 1]`` and pick the member farthest from the straight line joining
-    the front's two extremes, on the ideal side of it (Das 1999; Deb & Gupta 2011's "knee").
+    each over the front to ``[0, 1]`` and pick the member farthest from the hyperplane through the
+    unit points (each objective at its best, the others at their worst), on the ideal side of it
+    (Das 1999; Deb & Gupta 2011's "knee"). With two objectives that hyperplane is the straight line
+    joining the front's two extremes, ``(0, 1)`` and ``(1, 0)``, and the distance is
+    ``(x + y - 1) / sqrt(2)``; with ``m`` it is ``(sum(x) - 1) / sqrt(m)``.
 
     Why this one: it needs no weights or parameters, it is invariant to the objectives' units
     (OPs and percentage points are not comparable otherwise), and it picks the point where
     spending more cost stops buying proportionate accuracy — the point past which the trade-off
-    turns. With the extremes at ``(0, 1)`` and ``(1, 0)`` the distance is ``(x + y - 1) / sqrt(2)``.
+    turns.
 
     Ties (including fronts of one or two points, where every distance is zero) go to the cheaper
     member, the conservative choice for deployment.
 
     Args:
         front: the front's rows (e.g. from :func:`pareto_front`); dominated rows are ignored.
-        objectives: exactly two objectives.
+        objectives: two or more objectives.
 
     Returns:
         The knee's row (its ``name`` is its index in ``front``).
 
     Raises:
-        ValueError: not exactly two objectives, or no row with finite values.
+        ValueError: fewer than two objectives, or no row with finite values.
     """
-    if len(objectives) != 2:
-        raise ValueError(f"the knee point is defined for two objectives, got {len(objectives)}")
+    if len(objectives) < 2:
+        raise ValueError(f"the knee point needs two objectives or more, got {len(objectives)}")
     values = objective_values(front, objectives)
     finite = np.isfinite(values).all(axis=1)
     if not finite.any():
@@ -263,15 +306,6 @@ def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.S
     rows = _sort_by_cost(rows, objectives)
     values = objective_values(rows, objectives)
 
-    goodness = np.empty_like(values)
-    for i, objective in enumerate(objectives):
-        column = values[:, i]
-        if is_log(objective) and (column > 0).all():
-            column = np.log10(column)
-        goodness[:, i] = column if objective.direction == "maximize" else -column
-    low, high = goodness.min(axis=0), goodness.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    normalised = (goodness - low) / span
-    distance = (normalised.sum(axis=1) - 1.0) / np.sqrt(2.0)
+    distance = (normalised_goodness(values, objectives).sum(axis=1) - 1.0) / np.sqrt(len(objectives))
     best = int(np.flatnonzero(distance >= distance.max() - 1e-12)[0])  # cheapest among ties
     return rows.iloc[best]

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgb
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -33,10 +35,13 @@ from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatt
 
 from analysis.architecture import ArchitectureGrid, architecture_grid, si_format
 from analysis.atomic import atomic_write_bytes
+from analysis.attainment import Attainment, attainment
 from analysis.hypervolume import default_reference, hypervolume_history
 from analysis.importance import MIN_TRIALS_FOR_IMPORTANCE, compute_importances, importance_table
+from analysis.many_objectives import PairwiseData, ParallelData, pairwise_data, parallel_data
 from analysis.metric_columns import DescribesMetrics, TaskMetric, task_metrics
-from analysis.objectives import Objective, ObjectiveLike, cost_index, is_log, label_of, objective_values, short_of
+from analysis.objectives import (Objective, ObjectiveLike, cost_index, drawn_pair, is_log, label_of, objective_values,
+                                 short_of)
 from analysis.pareto import front_members
 from analysis.tradeoff import TradeoffData, tradeoff_data
 
@@ -44,15 +49,20 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "COMPARISON_PLOTS",
     "DPI",
     "FILENAMES",
+    "MANY_OBJECTIVE_PLOTS",
     "NothingToPlot",
     "compute_importances",
     "plot_all",
     "plot_architecture_grid",
+    "plot_fronts",
     "plot_hv_regret",
     "plot_hypervolume",
     "plot_importances",
+    "plot_pairwise",
+    "plot_parallel",
     "plot_task_metrics",
     "plot_tradeoff",
 ]
@@ -66,10 +76,17 @@ _FIGSIZE = (8.5, 5.5)
 FILENAMES: dict[str, str] = {
     "tradeoff": "tradeoff.png",
     "hypervolume": "hypervolume.png",
+    "pairwise": "pairwise.png",
+    "parallel": "parallel.png",
     "task_metrics": "task_metrics.png",
     "architectures": "architectures.png",
     "importances": "importances.png",
+    "fronts": "fronts.png",
 }
+#: Plots drawn only for studies of more than two objectives.
+MANY_OBJECTIVE_PLOTS: tuple[str, ...] = ("pairwise", "parallel")
+#: Plots drawn only when several studies are compared (``bimtdp plot --study a --study b``).
+COMPARISON_PLOTS: tuple[str, ...] = ("fronts",)
 # One palette for every figure (colour-blind-safe Tableau / ColorBrewer Dark2 picks).
 _COLOR = {
     "trial": "#9aa9c8",
@@ -257,6 +274,200 @@ def plot_tradeoff(
         _place_labels(ax, labels, avoid)
     _save(figure, path)
     return data
+
+
+# ------------------------------------------------------------------------------ many objectives
+
+
+def _value_text(objective: ObjectiveLike, value: float) -> str:
+    return si_format(value) if is_log(objective) else f"{value:.4g}"
+
+
+def plot_pairwise(
+    trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], path: str | os.PathLike[str]
+) -> PairwiseData:
+    """Every pair of objectives in one grid (lower triangle): the trials, the pair's own front as a
+    staircase, and the members of the study's front over all objectives ringed in red.
+
+    Returns:
+        The :class:`~analysis.many_objectives.PairwiseData` drawn.
+
+    Raises:
+        NothingToPlot: no completed trial has values for every objective.
+    """
+    data = pairwise_data(trials, objectives)
+    if all(p.feasible.empty and p.infeasible.empty for p in data.pairs):
+        raise NothingToPlot("no completed trial has values for the objectives")
+    m = len(objectives)
+    size = 2.6 * (m - 1) + 0.8
+    figure = _figure((size + 0.6, size))
+    axes = figure.subplots(m - 1, m - 1, squeeze=False)
+    front_numbers = set(data.front["number"]) if "number" in data.front.columns else set()
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for pair, (i, j) in zip(data.pairs, data.indices):
+        ax = axes[j - 1, i]  # column: the first objective of the pair; row: the second
+        ax.set_visible(True)
+        _style(ax)
+        xo, yo = objectives[i], objectives[j]
+        x_of = lambda frame, o=xo: objective_values(frame, [o])[:, 0]  # noqa: E731
+        y_of = lambda frame, o=yo: objective_values(frame, [o])[:, 0]  # noqa: E731
+        _use_log(ax, xo, np.concatenate([x_of(pair.feasible), x_of(pair.infeasible)]))
+        if is_log(yo) and (y_of(pair.feasible) > 0).all() and len(pair.feasible):
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
+        ax.scatter(x_of(pair.feasible), y_of(pair.feasible), s=12, color=_COLOR["trial"], zorder=2)
+        if len(pair.infeasible):
+            ax.scatter(x_of(pair.infeasible), y_of(pair.infeasible), s=14, marker="x", color=_COLOR["infeasible"],
+                       linewidth=1.0, zorder=2)
+        if len(pair.front):
+            # the pair's own front, as a staircase in the direction that is better for x
+            order = np.argsort(x_of(pair.front)) if xo.direction == "minimize" else np.argsort(-x_of(pair.front))
+            ax.step(x_of(pair.front)[order], y_of(pair.front)[order], where="post", color=_COLOR["front"],
+                    linewidth=1.0, alpha=0.6, zorder=3)
+        members = pair.feasible.loc[pair.feasible["number"].isin(front_numbers)] if "number" in pair.feasible else pair.feasible.iloc[:0]
+        ax.scatter(x_of(members), y_of(members), s=30, facecolor="none", edgecolor=_COLOR["front"], linewidth=1.2, zorder=4)
+        ax.tick_params(labelsize=7)
+        if j == m - 1:
+            ax.set_xlabel(label_of(xo), fontsize=8)
+        if i == 0:
+            ax.set_ylabel(label_of(yo), fontsize=8)
+    figure.legend(handles=[Line2D([], [], linestyle="none", marker="o", color=_COLOR["trial"], label="feasible trial"),
+                           Line2D([], [], linestyle="none", marker="x", color=_COLOR["infeasible"], label="infeasible"),
+                           Line2D([], [], color=_COLOR["front"], alpha=0.6, label="front of the pair"),
+                           Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color=_COLOR["front"],
+                                  label=f"front over all {m} objectives ({len(data.front)})")],
+                  loc="outside upper right", fontsize=8, frameon=False)
+    figure.suptitle(f"Pairwise trade-offs of {m} objectives: {len(trials)} trials", fontsize=11)
+    _save(figure, path)
+    return data
+
+
+def plot_parallel(
+    trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], path: str | os.PathLike[str]
+) -> ParallelData:
+    """The feasible front as parallel coordinates: one vertical axis per objective, better at the top,
+    each scaled over the front and labelled with its worst and best raw values; one line per member,
+    coloured by cost, the knee and the presets marked.
+
+    Returns:
+        The :class:`~analysis.many_objectives.ParallelData` drawn.
+
+    Raises:
+        NothingToPlot: the feasible front is empty.
+    """
+    data = parallel_data(trials, objectives)
+    if data.front.empty:
+        raise NothingToPlot("the feasible Pareto front is empty")
+    m = len(objectives)
+    figure = _figure((max(7.0, 1.9 * m + 2.5), 5.0))
+    ax = figure.add_subplot()
+    cost = objectives[cost_index(objectives)]
+    cost_values = objective_values(data.front, [cost])[:, 0]
+    positive = (cost_values > 0).all() and is_log(cost) and cost_values.min() < cost_values.max()
+    norm = LogNorm(cost_values.min(), cost_values.max()) if positive else Normalize(cost_values.min(), cost_values.max())
+    cmap = colormaps["viridis"]
+    xs = np.arange(m)
+    presets = data.front["preset"].fillna("").astype(str).to_numpy() if "preset" in data.front else np.full(len(data.front), "")
+    numbers = data.front["number"].to_numpy() if "number" in data.front else np.full(len(data.front), -1)
+    for row, value, preset, number in zip(data.scaled, cost_values, presets, numbers):
+        knee = number == data.knee
+        ax.plot(xs, row, color=_COLOR["knee"] if knee else cmap(norm(value)), linewidth=3.0 if knee else 1.4,
+                alpha=1.0 if knee else 0.8, zorder=4 if knee else 3, marker="o", markersize=3)
+        if preset:
+            ax.annotate(preset, (xs[-1], row[-1]), xytext=(6, 0), textcoords="offset points", va="center",
+                        fontsize=7, color=_COLOR["preset"])
+    for x, objective, worst, best in zip(xs, objectives, data.worst, data.best):
+        ax.axvline(x, color="0.3", linewidth=0.9, zorder=1)
+        ax.annotate(_value_text(objective, best), (x, 1.0), xytext=(0, 6), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8)
+        ax.annotate(_value_text(objective, worst), (x, 0.0), xytext=(0, -6), textcoords="offset points", ha="center",
+                    va="top", fontsize=8)
+    ax.set_xticks(xs, [f"{label_of(o)}\n{'higher' if o.direction == 'maximize' else 'lower'} is better"
+                       for o in objectives], fontsize=8)
+    ax.tick_params(axis="x", pad=18)
+    ax.set_yticks([0, 1], ["worst\non front", "best\non front"], fontsize=8)
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_xlim(-0.3, m - 1 + 0.7)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    bar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label_of(cost), pad=0.01, fraction=0.04)
+    bar.ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    handles = [Line2D([], [], color=_COLOR["knee"], linewidth=3.0, label=f"knee (trial {data.knee})")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=8, frameon=False)
+    ax.set_title(f"The {len(data.front)} architectures of the feasible Pareto front over {m} objectives\n"
+                 "each axis scaled over the front, better at the top; colour: cost", fontsize=11)
+    _save(figure, path)
+    return data
+
+
+def plot_fronts(
+    groups: Mapping[str, Mapping[str, pd.DataFrame]],
+    objectives: Sequence[ObjectiveLike],
+    path: str | os.PathLike[str],
+) -> list[Attainment]:
+    """Several studies' feasible fronts on one trade-off (the cost axis and the first other objective).
+
+    Args:
+        groups: configuration label → its studies (name → trials table). A configuration run with
+            one seed is drawn as its front's staircase; one run with several seeds as an attainment
+            band (from what every seed reaches to what some seed reaches within each cost) around
+            its median front (:mod:`analysis.attainment`).
+        objectives: the studies' (shared) objectives.
+        path: the PNG to write.
+
+    Returns:
+        One :class:`~analysis.attainment.Attainment` per configuration, in ``groups`` order.
+
+    Raises:
+        NothingToPlot: no study has a feasible front.
+    """
+    drawn = [attainment(label, studies, objectives) for label, studies in groups.items()]
+    if not any(len(front) for item in drawn for front in item.fronts):
+        raise NothingToPlot("no study has a feasible front")
+    x_obj, y_obj = drawn_pair(objectives)
+    figure = _figure()
+    ax = figure.add_subplot()
+    _style(ax)
+    every = np.concatenate([front for item in drawn for front in item.fronts if len(front)])
+    _use_log(ax, x_obj, every[:, 0])
+    # the staircases run to the last cost shown; a worst level not reached yet sits at the worst y shown
+    last = float(every[:, 0].max() if x_obj.direction == "minimize" else every[:, 0].min())
+    span = float(every[:, 0].max() - every[:, 0].min()) or abs(last) or 1.0
+    outward = 1.0 if x_obj.direction == "minimize" else -1.0
+    right = last * 1.25 ** outward if ax.get_xscale() == "log" else last + outward * 0.05 * span
+    floor = float(every[:, 1].min() if y_obj.direction == "maximize" else every[:, 1].max())
+    colours = colormaps["tab10"]
+    for index, item in enumerate(drawn):
+        colour, style = colours(index % 10), ("-", "--", "-.", ":")[index % 4]  # identical fronts stay visible
+        if item.x.size == 0:
+            continue
+        xs = np.append(item.x, right)
+        steps = lambda level: np.append(level, level[-1])  # noqa: E731 - held to the right edge
+        if len(item.studies) > 1:
+            worst = np.where(np.isnan(item.worst), floor, item.worst)
+            best = np.where(np.isnan(item.best), floor, item.best)
+            ax.fill_between(xs, steps(worst), steps(best), step="post", color=colour, alpha=0.18, linewidth=0,
+                            label=f"{item.label}: some seed … every seed")
+            median = item.median
+            keep = ~np.isnan(median)
+            ax.step(xs[:-1][keep].tolist() + [right], steps(median[keep]), where="post", color=colour, linewidth=1.8,
+                    linestyle=style, label=f"{item.label}: median front ({len(item.studies)} seeds)")
+        else:
+            ax.step(xs, steps(item.best), where="post", color=colour, linewidth=1.8, linestyle=style,
+                    label=f"{item.label}: front ({len(item.fronts[0])})")
+        for front in item.fronts:
+            ax.scatter(front[:, 0], front[:, 1], s=18, color=colour, edgecolor="white", linewidth=0.4, zorder=3)
+    ax.set_xlabel(label_of(x_obj) + (" — log scale" if ax.get_xscale() == "log" else ""))
+    ax.set_ylabel(label_of(y_obj))
+    studies = sum(len(item.studies) for item in drawn)
+    projected = "; fronts of this pair only" if len(objectives) > 2 else ""
+    ax.set_title(f"Feasible Pareto fronts of {studies} studies: {short_of(y_obj)} vs {short_of(x_obj)}\n"
+                 f"(band: the spread over a configuration's seeds{projected})", fontsize=11)
+    ax.legend(loc="best", fontsize=8, framealpha=0.92)
+    _save(figure, path)
+    return drawn
 
 
 # ---------------------------------------------------------------------------------- hypervolume
@@ -592,6 +803,10 @@ def plot_all(
             histories = {name: hypervolume_history(trials, objectives, reference)}
     if histories is not None:
         attempt("hypervolume", lambda p: plot_hypervolume(histories, p, objectives=objectives, reference=reference))
+
+    if len(objectives) > 2:
+        attempt("pairwise", lambda p: plot_pairwise(trials, objectives, p))
+        attempt("parallel", lambda p: plot_parallel(trials, objectives, p))
 
     front = front_members(trials, objectives)
     attempt("task_metrics", lambda p: plot_task_metrics(front, p, cost=cost, tasks=tasks))

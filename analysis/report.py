@@ -32,6 +32,12 @@ PLOT_CAPTIONS: dict[str, str] = {
     "task_metrics": "Each task's primary metric along the front: which task pays for binarization.",
     "architectures": "What the front's architectures binarize, where their IB and KD points sit.",
     "importances": "Which search dimensions moved the objectives most (fANOVA importances).",
+    "pairwise": "Every pair of objectives: the pair's own front as a staircase, the members of the front over "
+                "all objectives ringed; a member off a pair's staircase pays on that pair for a gain elsewhere.",
+    "parallel": "The front's members across all objectives (each axis scaled over the front, better at the top): "
+                "crossing lines are trade-offs between tasks that Δm would average away.",
+    "fronts": "The feasible fronts of the studies last compared with `bimtdp plot --study ... --study ...`; "
+              "seeds of one configuration as a band from what every seed reaches to what some seed reaches.",
 }
 
 
@@ -143,7 +149,7 @@ def report_data(
     objectives = tuple(objectives)
     front = front_members(trials, objectives, feasible_only=True)
     knee = None
-    if len(objectives) == 2 and not front.empty:
+    if len(objectives) >= 2 and not front.empty:
         knee = int(knee_point(front, objectives)["number"])
     return ReportData(
         study=study,
@@ -210,7 +216,10 @@ def _front_lines(data: ReportData) -> list[str]:
              and front[c].notna().any()]
     header += [{"size_bits": "size (MB)", "flops": "FLOPs", "bops": "BOPs", "latency": "latency (ms)"}.get(c, c)
                for c in costs]
-    header += [f"{m.task} {m.label} {m.arrow}" for m in data.metrics]
+    shown = {o.column for o in data.objectives}
+    metrics = [m for m in data.metrics if m.column not in shown]  # a task metric that is an objective is shown once
+    with_delta_m = int("delta_m" not in shown and "delta_m" in front.columns and bool(front["delta_m"].notna().any()))
+    header += ["Δm ↑"] * with_delta_m + [f"{m.task} {m.label} {m.arrow}" for m in metrics]
     flags = below_prior_tasks(front)
     flagged = int((flags != "").sum())
     if flagged:
@@ -229,7 +238,7 @@ def _front_lines(data: ReportData) -> list[str]:
             value = float(row[column])
             cells.append(_number(value / 8e6, 3) if column == "size_bits"
                          else _number(value, 3) if column == "latency" else si_format(value))
-        cells += [_number(row.get(m.column), 4) for m in data.metrics]
+        cells += [_number(row["delta_m"], 4)] * with_delta_m + [_number(row.get(m.column), 4) for m in metrics]
         if flagged:
             cells.append(f"⚠ {flags[index].replace(';', ', ')}" if flags[index] else "")
         link = data.exports.get(str(row.get("arch_id", "")))

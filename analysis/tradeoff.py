@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.objectives import ObjectiveLike, cost_index, objective_values
+from analysis.objectives import ObjectiveLike, drawn_pair, objective_values
 from analysis.pareto import as_bool, below_prior_tasks, evaluated_trials, front_members, knee_point
 
 __all__ = ["TradeoffData", "tradeoff_data"]
@@ -65,11 +65,8 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
     Raises:
         ValueError: fewer than two objectives.
     """
-    if len(objectives) < 2:
-        raise ValueError("a trade-off needs two objectives")
-    ix = cost_index(objectives)
-    iy = next(i for i in range(len(objectives)) if i != ix)
-    pair = [objectives[iy], objectives[ix]]
+    x, y = drawn_pair(objectives)
+    pair = [y, x]
     states = trials["state"].astype(str).str.upper() if "state" in trials.columns else pd.Series("COMPLETE", trials.index)
     evaluated = evaluated_trials(trials, pair, feasible_only=False)
     feasible_flags = as_bool(evaluated["feasible"]) if "feasible" in evaluated.columns else pd.Series(True, evaluated.index)
@@ -83,8 +80,8 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
         presets = evaluated.iloc[:0]
     flagged = below_prior_tasks(evaluated) != ""
     return TradeoffData(
-        x=objectives[ix],
-        y=objectives[iy],
+        x=x,
+        y=y,
         feasible=feasible,
         infeasible=infeasible,
         front=front,

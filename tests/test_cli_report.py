@@ -8,7 +8,7 @@ import optuna
 import pytest
 from _studies import hand_study, real_study
 
-from analysis.plots import FILENAMES
+from analysis.plots import FILENAMES, MANY_OBJECTIVE_PLOTS
 from analysis.report import render_report, report_data
 from nas.cli import main
 from nas.search.study_open import load_existing
@@ -35,11 +35,20 @@ def test_plot_writes_every_plot_and_compares_studies(results, capsys) -> None:
     assert main(["plot", "--study", "s", "--study", "t", "--results-dir", str(results), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     written = {p.split("/")[-1] for p in out["files"]}
-    assert written == set(FILENAMES.values())
+    assert written == {f for n, f in FILENAMES.items() if n not in MANY_OBJECTIVE_PLOTS}  # fronts.png included
     assert out["directory"] == str(results / "s" / "plots") and len(out["reference"]) == 2
     for name in written:
         assert (results / "s" / "plots" / name).stat().st_size > 10_000
     assert not (results / "t" / "plots").exists()
+
+
+def test_studies_of_one_configuration_but_their_seed_are_grouped() -> None:
+    from nas.cli.plot import configurations
+
+    base = {"space": "mini", "fidelity": "smoke", "objectives": ["delta_m", "ops"], "sampler": "tpe"}
+    configs = {"tpe-0": {**base, "seed": 0}, "rnd-0": {**base, "sampler": "random", "seed": 0},
+               "tpe-1": {**base, "seed": 1}, "tpe-q": {**base, "fidelity": "quick", "seed": 1}}
+    assert configurations(configs) == {"tpe-0, tpe-1": ["tpe-0", "tpe-1"], "rnd-0": ["rnd-0"], "tpe-q": ["tpe-q"]}
 
 
 def test_plot_refuses_unknown_study_with_one_line(results, capsys) -> None:
@@ -59,7 +68,7 @@ def test_report_holds_front_plots_config_and_run(results, capsys) -> None:
     assert out["front"] == [m["number"] for m in front]
     for member in front:
         assert f"`{member['arch_id']}`" in text
-    for file in FILENAMES.values():
+    for file in (f for n, f in FILENAMES.items() if n not in MANY_OBJECTIVE_PLOTS):  # fronts.png: the comparison above
         assert f"](plots/{file})" in text and (results / "s" / "plots" / file).is_file()
     (linked,) = out["exports_linked"]
     assert f"](exports/{linked}/)" in text and "(knee)" in text

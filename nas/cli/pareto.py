@@ -33,7 +33,7 @@ def summarise(study, objectives: Sequence, directory: Path, *, as_json: bool) ->
     if front.empty:
         print("Pareto front: empty (no complete feasible trial yet)")
     else:
-        shown = front[columns].copy()
+        shown = front[columns].rename(columns={o.column: o.name for o in objectives})  # semseg.miou, not metric.semseg.miou
         print(f"Pareto front ({len(front)} architectures, sorted by cost):")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"tables written to {directory}/(trials.csv, pareto.csv, pareto.json)")

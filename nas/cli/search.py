@@ -6,6 +6,9 @@ examples:
   bimtdp search --study shared --storage journal:///mnt/shared/shared.log --timeout 3600
   bimtdp search --study fast --space mini --fidelity quick --timeout 600 --early-stopping sh:eta=2,rungs=2
   bimtdp search --study cpu --space mini --fidelity quick --trials 20 --objectives delta_m,latency --max-latency 5
+  bimtdp search --study tasks --space mini --fidelity quick --trials 30 --objectives semseg.miou,depth.rmse,normals.mean,edges.odsf,ops
+  bimtdp search --study floors --space mini --fidelity quick --trials 20 --task-floor depth=-5% --constraint 'semseg.miou>=0.2'
+  bimtdp search --study proxy-1 --space mini --fidelity proxy --trials 20 --warm-start demo --warm-start-top 5
 
 Re-running the same command resumes the study (finished trials are kept); the results land in
 results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
@@ -30,9 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold (default: 20)")
     budget.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
     parser.add_argument("--objectives", default="delta_m,ops",
-                        help="comma-separated: delta_m,ops[,size][,params][,latency] (latency: ms of the packed "
-                             "network on this processor, batch 1, measured before training)")
+                        help="2 to 6, comma-separated, at least one learned: delta_m, ops, size, params, latency (ms "
+                             "of the packed network on this processor, batch 1, measured before training) and task "
+                             "metrics <task>.<metric> such as semseg.miou, depth.rmse, normals.mean, edges.odsf "
+                             "(directions from the task registry) (default: delta_m,ops)")
     parser.add_argument("--max-ops", type=float, metavar="X", help="OPs budget: a constraint the sampler respects")
+    parser.add_argument("--constraint", action="append", default=[], metavar="EXPR", dest="constraints",
+                        help="NAME<=VALUE or NAME>=VALUE on any objective name, e.g. 'depth.rmse<=0.62' or "
+                             "'delta_m>=-10' (repeatable): trials that break it are kept but never on the front")
+    parser.add_argument("--task-floor", action="append", default=[], metavar="TASK=P%", dest="task_floors",
+                        help="a task's primary metric at most P %% worse than the FP teacher's, e.g. depth=-5%% "
+                             "(repeatable; the same relative terms as Δm)")
+    parser.add_argument("--warm-start", action="append", default=[], metavar="STUDY", dest="warm_start",
+                        help="queue an earlier study's feasible front first (repeatable): NAME (this results root), "
+                             "DIR/NAME (a study folder of another root) or NAME@STORAGE_URL; new studies only")
+    parser.add_argument("--warm-start-top", type=int, metavar="K",
+                        help="queue each warm-start study's K best feasible architectures (by non-dominated rank) "
+                             "instead of its front")
     parser.add_argument("--max-latency", type=float, metavar="MS",
                         help="latency budget in ms (packed, batch 1, this processor): a trial over it is never trained")
     parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
@@ -53,7 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.search.config import SearchConfig
     from nas.search.local import Search
-    from nas.search.study_objectives import parse_objectives
 
     config = SearchConfig(
         study=args.study,
@@ -62,9 +78,13 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         fidelity=args.fidelity,
         sampler=args.sampler,
-        objectives=tuple(o.name for o in parse_objectives(args.objectives)),
+        objectives=tuple(n.strip() for n in args.objectives.split(",") if n.strip()),
         max_ops=args.max_ops,
         max_latency=args.max_latency,
+        constraints=tuple(args.constraints),
+        task_floors=tuple(args.task_floors),
+        warm_start=tuple(args.warm_start),
+        warm_start_top=args.warm_start_top,
         seed=args.seed,
         presets=not args.no_presets,
         storage=args.storage,

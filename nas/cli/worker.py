@@ -78,6 +78,8 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         objectives=tuple(stored["objectives"]),
         max_ops=stored.get("max_ops"),
         max_latency=stored.get("max_latency"),
+        constraints=tuple(stored.get("constraints") or ()),
+        task_floors=tuple(stored.get("task_floors") or ()),
         seed=stored["seed"],
         early_stopping=args.early_stopping if getattr(args, "early_stopping", None) is not None else stored.get("early_stopping"),
         threads=stored.get("threads", 1),  # the study's: every backend trains with the same threads

@@ -34,7 +34,7 @@ from nas.model.meters import (
 )
 from nas.registry import register
 
-__all__ = ["TASKS", "TASK_GROUPS", "Task", "TaskSpec", "delta_m", "get_task", "register_task"]
+__all__ = ["TASKS", "TASK_GROUPS", "Task", "TaskSpec", "delta_m", "get_task", "register_task", "task_deltas"]
 
 #: Decoder groups for ``grouped`` decoder sharing: semantic tasks vs geometric tasks.
 TASK_GROUPS: tuple[str, ...] = ("semantic", "geometric")
@@ -350,20 +350,15 @@ def _task_name(task: str | TaskSpec | Task) -> str:
     return task if isinstance(task, str) else task.name
 
 
-def delta_m(
+def task_deltas(
     metrics: Mapping[str, Mapping[str, float]],
     reference: Mapping[str, Mapping[str, float]],
     tasks: Iterable[str | TaskSpec | Task],
-) -> float:
-    """Multi-task performance relative to a reference (Maninis et al., 2019), in percent.
+) -> dict[str, float]:
+    """Each task's term of Δm: ±(M_t − M_ref,t) / M_ref,t × 100 on its primary metric, in percent.
 
-    Δm = mean over tasks of ±(M_t − M_ref,t) / M_ref,t × 100, with + when the task's primary
-    metric is higher-is-better and − otherwise; so Δm > 0 means better than the reference.
-
-    Args:
-        metrics: ``{task: {metric: value}}`` of the model being scored.
-        reference: the same for the reference (the FP teacher).
-        tasks: the tasks to average over (names, TaskSpecs or Tasks).
+    The sign makes every term "better than the reference when positive" (+ when the primary metric
+    is higher-is-better, − otherwise). Task floors (``--task-floor depth=-5%``) bound these terms.
 
     Raises:
         ValueError: no tasks, a primary metric missing from either side, or a zero reference.
@@ -371,7 +366,7 @@ def delta_m(
     names = [_task_name(t) for t in tasks]
     if not names:
         raise ValueError("delta_m needs at least one task")
-    total = 0.0
+    deltas = {}
     for name in names:
         task = get_task(name)
         key = task.primary_metric
@@ -382,5 +377,27 @@ def delta_m(
         if ref == 0:
             raise ValueError(f"delta_m: reference {name}.{key} is 0, relative change undefined")
         sign = 1.0 if task.higher_is_better else -1.0
-        total += sign * (value - ref) / ref * 100.0
-    return total / len(names)
+        deltas[name] = sign * (value - ref) / ref * 100.0
+    return deltas
+
+
+def delta_m(
+    metrics: Mapping[str, Mapping[str, float]],
+    reference: Mapping[str, Mapping[str, float]],
+    tasks: Iterable[str | TaskSpec | Task],
+) -> float:
+    """Multi-task performance relative to a reference (Maninis et al., 2019), in percent.
+
+    Δm = mean over tasks of ±(M_t − M_ref,t) / M_ref,t × 100 (:func:`task_deltas`), with + when the
+    task's primary metric is higher-is-better and − otherwise; so Δm > 0 means better than the reference.
+
+    Args:
+        metrics: ``{task: {metric: value}}`` of the model being scored.
+        reference: the same for the reference (the FP teacher).
+        tasks: the tasks to average over (names, TaskSpecs or Tasks).
+
+    Raises:
+        ValueError: no tasks, a primary metric missing from either side, or a zero reference.
+    """
+    deltas = task_deltas(metrics, reference, tasks)
+    return sum(deltas.values()) / len(deltas)

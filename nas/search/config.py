@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,13 @@ class SearchConfig:
     #: torch's CPU threads per trial, the same on every backend: Δm depends on it (float sums).
     #: Stored with the study; every trial records it (``torch_threads``), with its seed and device.
     threads: int = 1
+    #: bounds such as ``depth.rmse<=0.62`` (nas.search.study_constraints): part of the study's identity
+    constraints: tuple[str, ...] = ()
+    #: floors relative to the FP teacher such as ``depth=-5%``: part of the study's identity
+    task_floors: tuple[str, ...] = ()
+    #: earlier studies whose feasible front (or top ``warm_start_top``) a new study queues first (nas.search.warm_start)
+    warm_start: tuple[str, ...] = ()
+    warm_start_top: int | None = None
 
     @property
     def directory(self) -> Path:
@@ -58,11 +66,23 @@ class SearchConfig:
         """Whether trials measure their packed latency (an objective or a budget asks for it)."""
         return "latency" in self.objectives or self.max_latency is not None
 
-    def constraints(self, attrs: dict[str, Any]) -> dict[str, float]:
-        """The budgets as Optuna constraints (feasible when <= 0), from a trial's recorded costs."""
+    def constraint_values(self, attrs: dict[str, Any]) -> dict[str, float]:
+        """The budgets, bounds and task floors as Optuna constraints (feasible when <= 0), from what a
+        trial has recorded so far: one not known yet (a metric before training) is left out."""
         budgets = {"max_ops": ("ops", self.max_ops), "max_latency": ("latency", self.max_latency)}
-        return {name: float(attrs[column]) - limit for name, (column, limit) in budgets.items()
-                if limit is not None and column in attrs}
+        values = {name: float(attrs[column]) - limit for name, (column, limit) in budgets.items()
+                  if limit is not None and column in attrs}
+        for rule in self._rules:
+            violation = rule.violation(attrs)
+            if violation is not None:
+                values[rule.name] = violation
+        return values
+
+    @cached_property
+    def _rules(self) -> tuple[Any, ...]:
+        from nas.search.study_constraints import parse_bounds, parse_floors
+
+        return (*parse_bounds(self.constraints), *parse_floors(self.task_floors))
 
     @property
     def storage_url(self) -> str:
@@ -75,6 +95,8 @@ class SearchConfig:
 
         values = {name: getattr(self, name) for name in IDENTITY_FIELDS}
         values["objectives"] = list(self.objectives)
+        values["constraints"] = list(self.constraints)
+        values["task_floors"] = list(self.task_floors)
         values["space"] = load_space(self.space).to_dict()
         # The budget behind the fidelity's name too: a named budget can be retuned between releases.
         values[BUDGET_FIELD] = get_fidelity(self.fidelity).to_dict()
@@ -82,12 +104,15 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["objectives"] = list(self.objectives)
+        for name in ("objectives", "constraints", "task_floors", "warm_start"):
+            data[name] = list(data[name])
         return data
 
     def validated(self) -> "SearchConfig":
         """Check every field (no side effects); return a canonical copy or raise ConfigError."""
         from nas.data import dataset_meta
+        from nas.search.study_constraints import parse_bounds, parse_floors
+        from nas.search.warm_start import parse_warm_starts
         from nas.training.fidelity import get_fidelity
         from search_spaces import load_space
 
@@ -102,7 +127,17 @@ class SearchConfig:
             check_storage_url(self.storage)
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {list(SAMPLERS)}")
-        objectives = tuple(o.name for o in parse_objectives(list(self.objectives)))
+        tasks = dataset_meta(self.dataset).task_names
+        objectives = tuple(o.name for o in parse_objectives(list(self.objectives), tasks=tasks))
+        bounds = tuple(b.name for b in parse_bounds(_texts(self.constraints, "constraints"), tasks=tasks))
+        floors = tuple(f.name for f in parse_floors(_texts(self.task_floors, "task_floors"), tasks=tasks))
+        warm = tuple(source.text for source in parse_warm_starts(_texts(self.warm_start, "warm_start"), self.results_dir))
+        if self.warm_start_top is not None and not (
+            isinstance(self.warm_start_top, int) and not isinstance(self.warm_start_top, bool) and self.warm_start_top >= 1
+        ):
+            raise ConfigError(f"warm_start_top (--warm-start-top) must be an integer >= 1, got {self.warm_start_top!r}")
+        if self.warm_start_top is not None and not warm:
+            raise ConfigError("--warm-start-top needs --warm-start STUDY")
         if self.max_ops is not None and not _positive_number(self.max_ops):
             raise ConfigError(f"max_ops (--max-ops) must be a positive finite number of OPs, got {self.max_ops!r}")
         if self.max_latency is not None and not _positive_number(self.max_latency):
@@ -112,7 +147,17 @@ class SearchConfig:
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         rule = parse_early_stopping(self.early_stopping)
         return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
+                               "constraints": bounds, "task_floors": floors, "warm_start": warm,
                                "early_stopping": None if rule is None else rule.spec()})
+
+
+def _texts(value: Any, field: str) -> tuple[str, ...]:
+    """A repeatable option's values (a tuple or list of strings; one string is one value)."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{field} must be a list of strings, got {value!r}")
+    return tuple(value)
 
 
 def _positive_number(value: Any) -> bool:

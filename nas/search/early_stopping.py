@@ -12,7 +12,8 @@ a cheap network with a poor early Δm may still be on the rung's front, as it sh
 
 What a trial leaves behind (user attributes, the format the tabular benchmark replays):
 
-* ``rungs``: ``[{"step": int, "delta_m": float}, ...]``, appended as each rung is scored;
+* ``rungs``: ``[{"step": int, "delta_m": float}, ...]``, appended as each rung is scored (with
+  ``"metrics": {task: {metric: value}}`` too when the study's objectives are per-task metrics);
 * ``pruned_at_step``: the rung it was stopped at (state ``PRUNED``, no objective values, so it is
   on no front; its cost attributes are kept).
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from analysis.pareto import non_dominated_sort
 from nas.errors import ConfigError
+from nas.search.study_objectives import value_of
 
 __all__ = ["Decision", "SuccessiveHalving", "crowding_distance", "parse_early_stopping", "rung_population"]
 
@@ -233,7 +235,7 @@ def rung_population(
 ) -> list[tuple[float, ...]]:
     """The objective values at rung ``step`` of the trials (Optuna FrozenTrials) that reached it.
 
-    A trial's values there are the rung's Δm with its recorded costs (``o.column`` attributes).
+    A trial's values there are the rung's Δm (and task metrics) with its recorded costs.
     Left out: the trial being judged (``exclude_number``), earlier records of its architecture
     (``exclude_arch``), copies of another trial's result (``duplicate_of``), and all but the first
     record of an architecture scored twice (a pruned architecture proposed again).
@@ -250,10 +252,9 @@ def rung_population(
         record = next((r for r in attrs.get("rungs") or () if int(r.get("step", -1)) == int(step)), None)
         if record is None:
             continue
-        known = {**attrs, "delta_m": record.get("delta_m")}
-        try:
-            row = tuple(float(known[o.column]) for o in objectives)
-        except (KeyError, TypeError, ValueError):
+        known = {**attrs, "delta_m": record.get("delta_m"), "metrics": record.get("metrics") or {}}
+        row = tuple(value_of(o, known) for o in objectives)
+        if any(v is None for v in row):
             continue
         if arch is not None:
             seen.add(arch)

@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from analysis.atomic import atomic_write_bytes
-from nas.cost.arch_cost import cost_of
-from nas.model.arch import Architecture
+from nas.cost.bitops.arch_cost import cost_of
+from nas.model.builder.arch import Architecture
 from nas.training.fidelity import Fidelity, get_fidelity
 
 __all__ = ["Evaluator"]
@@ -100,7 +100,7 @@ class Evaluator:
         rungs: Sequence[int] = (),
         on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
     ) -> dict[str, Any]:
-        """Proxy-train ``arch``; returns metrics, delta_m, seconds, steps and below_prior (raises TrainingError).
+        """Proxy-train ``arch``; returns metrics, delta_m, task_delta, seconds, steps and below_prior (raises TrainingError).
 
         ``below_prior`` names the tasks on which the trained network scores worse than the trivial
         prior (:mod:`nas.training.prior`): a network that learned nothing there. The trial keeps its values
@@ -117,8 +117,8 @@ class Evaluator:
             # The FP preset at the study's seed *is* the teacher: same network, same training.
             if self.keep_weights:
                 self._save_weights(arch, teacher.model)
-            return {"metrics": teacher.metrics, "delta_m": 0.0, "seconds": 0.0, "steps": self.fidelity.steps,
-                    "below_prior": below_prior(teacher.metrics, state["prior"])}
+            return {"metrics": teacher.metrics, "delta_m": 0.0, "task_delta": self._task_delta(teacher.metrics),
+                    "seconds": 0.0, "steps": self.fidelity.steps, "below_prior": below_prior(teacher.metrics, state["prior"])}
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
             teacher=teacher, seed=self.seed, device=state["device"], reference=teacher.metrics,
@@ -126,8 +126,15 @@ class Evaluator:
         )
         if self.keep_weights:
             self._save_weights(arch, model)
-        return {"metrics": result.metrics, "delta_m": result.delta_m, "seconds": result.seconds, "steps": result.steps,
-                "below_prior": below_prior(result.metrics, state["prior"])}
+        return {"metrics": result.metrics, "delta_m": result.delta_m, "task_delta": self._task_delta(result.metrics),
+                "seconds": result.seconds, "steps": result.steps, "below_prior": below_prior(result.metrics, state["prior"])}
+
+    def _task_delta(self, metrics: dict[str, Any]) -> dict[str, float]:
+        """Each task's term of Δm against the teacher (what ``--task-floor`` bounds)."""
+        from nas.data import dataset_meta
+        from nas.model.tasks import task_deltas
+
+        return task_deltas(metrics, self._state["teacher"].metrics, dataset_meta(self.dataset).task_names)
 
     def weights_path(self, arch: Architecture) -> Path:
         return self.directory / "weights" / f"{arch.id}.pt"

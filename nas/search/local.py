@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import optuna
 
@@ -49,6 +49,7 @@ class Search:
         self.config = config.validated()
         self.runner = TrialRunner(self.config, evaluator=evaluator, log=log, device=device)
         self._study: optuna.Study | None = None
+        self._warm: list[Any] = []  # what a new study queues first (read in start(), before anything is written)
 
     # The runner's parts, read (and the evaluator set) through the search.
     log = property(lambda self: self.runner.log)
@@ -70,7 +71,8 @@ class Search:
         if self._study is None:
             quiet_optuna()
             self._study = open_study(self.config, self.objectives, enqueue_preset=self._enqueue_preset,
-                                     presets=tuple(self.runner.presets), log=self.log)
+                                     presets=tuple(self.runner.presets), log=self.log,
+                                     enqueue_first=self._enqueue_warm_start if self.config.warm_start else None)
         return self._study
 
     def _enqueue_preset(self, study: optuna.Study, name: str) -> None:
@@ -86,6 +88,24 @@ class Search:
         else:
             study.enqueue_trial({}, user_attrs={"preset": name, "outside_space": True})
 
+    def _enqueue_warm_start(self, study: optuna.Study) -> None:
+        from nas.search.warm_start import enqueue_warm_start
+
+        enqueue_warm_start(study, self._warm, self.space, self.log)
+
+    def _read_warm_start(self, stored: dict[str, Any] | None) -> None:
+        """Read the warm-start sources of a study about to be created (a missing one stops everything
+        here, before anything is written); a resumed study queues nothing again."""
+        from nas.search.warm_start import parse_warm_starts, warm_architectures
+
+        if not self.config.warm_start:
+            return
+        if stored is not None:
+            self.log(f"warm start: study {self.config.study!r} exists, so nothing is queued (it starts new studies only)")
+            return
+        sources = parse_warm_starts(self.config.warm_start, self.config.results_dir)
+        self._warm = [found for source in sources for found in warm_architectures(source, top=self.config.warm_start_top)]
+
     def start(self, budget: TrialBudget) -> optuna.Study | None:
         """What every backend does before its first trial, in an order that writes nothing for a bad
         setup: refuse a conflicting study, load the data and the teacher, then open the study.
@@ -93,6 +113,7 @@ class Search:
         stored = stored_config(self.config)
         if stored is not None:
             check_compatible(self.config, stored)
+        self._read_warm_start(stored)
         self.runner.prepare()  # the data loads (or fails) before the study is created
         study = self.open()
         if budget.reached(study):

@@ -32,7 +32,10 @@ __all__ = ["BUDGET_FIELD", "CONFIG_ATTR", "IDENTITY_FIELDS", "load_existing", "o
 #: Study user attribute holding the configuration that created the study.
 CONFIG_ATTR = "bimtdp_config"
 #: Fields that define a study: resuming with another value would mix incomparable trials.
-IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "max_latency", "seed")
+IDENTITY_FIELDS = ("space", "dataset", "data_root", "fidelity", "objectives", "max_ops", "max_latency", "seed",
+                   "constraints", "task_floors")
+#: What a study created before a field existed holds for it (none of these constraints).
+_IDENTITY_DEFAULTS: dict[str, Any] = {"constraints": [], "task_floors": []}
 #: Study user attribute holding the processor its latencies are measured on (nas.runtime.arch_latency).
 PROCESSOR_ATTR = "latency_processor"
 #: The fidelity's content (steps, resolution, lr, ...), stored beside its name; studies created
@@ -76,7 +79,7 @@ def stored_config(config: Any) -> dict[str, Any] | None:
 def check_compatible(config: Any, stored: Mapping[str, Any]) -> None:
     """Refuse to resume a study created with another configuration (ConfigError naming the fields)."""
     wanted = config.identity() | {"threads": config.threads}
-    diffs = [k for k in IDENTITY_FIELDS if stored.get(k) != wanted.get(k)]
+    diffs = [k for k in IDENTITY_FIELDS if stored.get(k, _IDENTITY_DEFAULTS.get(k)) != wanted.get(k)]
     diffs += [k for k in _RECORDED_FIELDS if k in stored and stored[k] != wanted.get(k)]
     if diffs:
         shown = ", ".join(f"{k}: study has {_short(stored.get(k))}, asked {_short(wanted.get(k))}" for k in diffs)
@@ -90,11 +93,12 @@ def _short(value: Any) -> str:
 
 
 def open_study(config: Any, objectives: tuple[Objective, ...], *, enqueue_preset: Callable[[optuna.Study, str], None],
-               presets: tuple[str, ...], log: Callable[[str], None] = print) -> optuna.Study:
+               presets: tuple[str, ...], log: Callable[[str], None] = print,
+               enqueue_first: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
     """Create or resume ``config``'s study; refuse a conflicting configuration.
 
     A new study gets its metric names, the presets (``enqueue_preset(study, name)`` for each, when
-    ``config.presets``) and then its configuration. A resumed one has its dead trials failed and a
+    ``config.presets``), what ``enqueue_first(study)`` queues (a warm start) and then its configuration. A resumed one has its dead trials failed and a
     preset whose every trial failed queued again, so that a study never ends without its references.
     ``config.yaml`` is written into the study's folder.
     """
@@ -113,9 +117,12 @@ def open_study(config: Any, objectives: tuple[Objective, ...], *, enqueue_preset
             study.set_metric_names([o.name for o in objectives])
             for name in presets if config.presets else ():
                 enqueue_preset(study, name)
+            if enqueue_first is not None:
+                enqueue_first(study)
             # Last: a process that lost the creation race waits for this before it compares configs.
             study.set_user_attr(CONFIG_ATTR, config.identity() | {
-                "sampler": config.sampler, "early_stopping": config.early_stopping, "threads": config.threads})
+                "sampler": config.sampler, "early_stopping": config.early_stopping, "threads": config.threads,
+                "warm_start": list(config.warm_start), "warm_start_top": config.warm_start_top})
         else:
             check_compatible(config, _wait_for_config(study))
             fail_dead_local_trials(study, log)

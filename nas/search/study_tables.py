@@ -75,6 +75,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name,
         "arch_id": attrs.get("arch_id", ""),
         "preset": attrs.get("preset", ""),
+        "warm_start": attrs.get("warm_start", ""),  # the earlier study's trial it was queued from
         "feasible": bool(attrs.get("feasible", True)),
         "fail_reason": attrs.get("fail_reason", ""),
         "below_prior": ";".join(attrs.get("below_prior") or ()),

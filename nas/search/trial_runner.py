@@ -30,10 +30,10 @@ from typing import Any, Callable, Protocol, Sequence
 import optuna
 
 from analysis.objectives import is_log
-from nas.model.arch import Architecture
+from nas.model.builder.arch import Architecture
 from nas.search.early_stopping import parse_early_stopping
 from nas.search.storage import WORKER_ATTR, this_worker
-from nas.search.study_objectives import Objective, parse_objectives
+from nas.search.study_objectives import Objective, parse_objectives, value_of
 
 __all__ = ["FINISHED", "Outcome", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
 
@@ -180,7 +180,7 @@ class TrialRunner:
         cost = self.evaluator.cost(arch)
         for key, value in cost.items():
             record(key, value)
-        over = self.config.constraints(cost)
+        over = self.config.constraint_values(cost)
         record("feasible", all(v <= 0 for v in over.values()))
         if over.get("max_latency", 0) > 0:  # latency needs no weights: a network over budget is never trained
             reason = f"refused before training: latency {cost['latency']:.3g} ms > max_latency {self.config.max_latency:g}"
@@ -192,8 +192,10 @@ class TrialRunner:
             outcome = self.evaluator.train(arch, rungs=steps, on_rung=self._rung_recorder(cost, record, on_rung))
         else:
             outcome = self.evaluator.train(arch)
-        for key, value in outcome.items():  # metrics, delta_m, seconds, steps
+        for key, value in outcome.items():  # metrics, delta_m, task_delta, seconds, steps
             record(key, value)
+        # a bound on a metric (--constraint depth.rmse<=0.62, --task-floor) is known only now
+        record("feasible", all(v <= 0 for v in self.config.constraint_values(cost | outcome).values()))
         return self.values_of(cost | outcome)
 
     def _rung_recorder(self, cost: dict[str, Any], record: Record, on_rung: OnRung) -> Callable[..., None]:
@@ -202,12 +204,14 @@ class TrialRunner:
 
         def scored(step: int, metrics: dict[str, Any], delta_m: float | None) -> None:
             dm = float("nan") if delta_m is None else float(delta_m)
-            rungs.append({"step": int(step), "delta_m": dm})
+            rung = {"step": int(step), "delta_m": dm}
+            if any(o.column.startswith("metric.") for o in self.objectives):  # per-task objectives
+                rung["metrics"] = metrics
+            rungs.append(rung)
             record("rungs", [dict(r) for r in rungs])
             record("steps", int(step))
             record("seconds", time.perf_counter() - started)
-            known = {**cost, "delta_m": dm}
-            on_rung(int(step), tuple(float(known[o.column]) for o in self.objectives))
+            on_rung(int(step), self.rung_values(cost, rung))
 
         return scored
 
@@ -222,11 +226,19 @@ class TrialRunner:
         return self.early_stopping.rung_steps(fidelity.steps)
 
     def values_of(self, attrs: dict[str, Any]) -> tuple[float, ...]:
-        """The objective values among a trial's results; non-finite values fail the trial."""
-        values = tuple(float(attrs[o.column]) for o in self.objectives)
+        """The objective values among a trial's results; missing or non-finite values fail the trial."""
+        values = tuple(value_of(o, attrs) for o in self.objectives)
+        missing = [o.name for o, v in zip(self.objectives, values) if v is None]
+        if missing:
+            raise ValueError(f"the trial recorded no value for objective(s) {missing}")
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"non-finite objective values {values}")
         return values
+
+    def rung_values(self, cost: dict[str, Any], rung: dict[str, Any]) -> tuple[float, ...]:
+        """The objective values at a rung: its Δm (and metrics) with the trial's costs (NaN where unknown)."""
+        known = {**cost, "delta_m": rung.get("delta_m"), "metrics": rung.get("metrics") or {}}
+        return tuple(float("nan") if (v := value_of(o, known)) is None else v for o in self.objectives)
 
     # ------------------------------------------------------------------ early stopping
     def judge_rung(self, study: optuna.Study, number: int, arch_id: str, step: int, values: tuple[float, ...]) -> Any:
@@ -250,8 +262,8 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ record
     def constrain(self, trial: optuna.trial.BaseTrial) -> None:
-        """The OPs and latency budgets as Optuna's constraints (feasible when <= 0), which its samplers read."""
-        for name, value in self.config.constraints(trial.user_attrs).items():
+        """The budgets, bounds and task floors as Optuna's constraints (feasible when <= 0), which its samplers read."""
+        for name, value in self.config.constraint_values(trial.user_attrs).items():
             trial.set_constraint(name, value)
 
     def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
@@ -313,8 +325,7 @@ class TrialRunner:
         label = trial.user_attrs.get("preset") or trial.user_attrs.get("arch_id", "")
         counter = f"[{done}/{target}]" if target else f"[{done}]"
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        index = [o.name for o in self.objectives].index("delta_m")
-        best = max((t.values[index] for t in complete), default=float("nan"))
+        best = max((float(t.user_attrs.get("delta_m", float("nan"))) for t in complete), default=float("nan"))
         front = len(study.best_trials) if complete else 0
         return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
 
