@@ -32,7 +32,7 @@ from analysis.plots import (
     plot_task_metrics,
     plot_tradeoff,
 )
-from nas.model.builder.tasks import TASKS
+from nas.model.tasks import TASKS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -45,7 +45,7 @@ def write_plots(studies: list[str], *, storage: str | None = None, results_dir: 
     from analysis import default_reference, hypervolume_history
     from analysis.plots import FILENAMES, NothingToPlot, plot_all, plot_fronts
     from nas.errors import ConfigError
-    from nas.model.builder.tasks import TASKS
+    from nas.model.tasks import TASKS
     from nas.results import study_dir
     from nas.search.study_open import load_existing
     from nas.search.study_tables import trials_frame

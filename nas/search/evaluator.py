@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from analysis.atomic import atomic_write_bytes
-from nas.cost.bitops.arch_cost import cost_of
-from nas.model.builder.arch import Architecture
+from nas.cost.arch_cost import cost_of
+from nas.model.arch import Architecture
 from nas.training.fidelity import Fidelity, get_fidelity
 
 __all__ = ["Evaluator"]

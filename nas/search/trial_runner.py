@@ -30,7 +30,7 @@ from typing import Any, Callable, Protocol, Sequence
 import optuna
 
 from analysis.objectives import is_log
-from nas.model.builder.arch import Architecture
+from nas.model.arch import Architecture
 from nas.search.early_stopping import parse_early_stopping
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
