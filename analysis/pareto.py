@@ -25,8 +25,10 @@ __all__ = [
     "as_bool",
     "below_prior_tasks",
     "evaluated_trials",
+    "front_candidates",
     "front_members",
     "knee_point",
+    "knee_position",
     "non_dominated_sort",
     "normalised_goodness",
     "pareto_front",
@@ -200,7 +202,11 @@ def pareto_front(
         The front's rows (all columns, original index), sorted by the cost objective ascending;
         empty when no trial qualifies.
     """
-    candidates = evaluated_trials(trials, objectives, feasible_only=feasible_only)
+    return _front_of(evaluated_trials(trials, objectives, feasible_only=feasible_only), objectives)
+
+
+def _front_of(candidates: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.DataFrame:
+    """The non-dominated rows of ``candidates``, cheapest first."""
     if candidates.empty:
         return candidates
     mask = pareto_mask(objective_values(candidates, objectives), directions_of(objectives))
@@ -210,19 +216,28 @@ def pareto_front(
 def front_members(
     trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], *, feasible_only: bool = True
 ) -> pd.DataFrame:
-    """The Pareto front as architectures: :func:`pareto_front` with one row per ``arch_id``.
+    """The Pareto front as architectures, cheapest first: one row per ``arch_id``, with its mean.
 
+    An architecture trained more than once (``--repeats``: separate trainings, separate seeds)
+    takes part with the mean of its objectives and metrics over its trainings (Δm less each
+    repeat's shared seed shift), with ``repeats`` and ``delta_m_std`` saying how many and how far
+    apart (:func:`analysis.repeats.architecture_means`).
     A duplicate trial (the sampler proposed an architecture again; ``duplicate_of`` names the
-    first) shares its twin's values, weights and export, so it is one member, not two. The row kept
-    is the first in front order (cheapest, then lowest trial number). Every verb that counts,
-    lists or exports the front (pareto.csv/json, ``search``, ``pareto``, ``status``, ``export``,
-    the report) uses this definition.
+    first) shares its twin's values, weights and export, so it is neither a member nor a training
+    of its own. The row kept is the architecture's first training. Every verb that counts, lists or
+    exports the front (pareto.csv/json, ``search``, ``pareto``, ``status``, ``export``, the report)
+    uses this definition.
     """
-    front = pareto_front(trials, objectives, feasible_only=feasible_only)
-    if "arch_id" not in front.columns:
-        return front
-    ids = front["arch_id"].fillna("").astype(str)
-    return front.loc[(ids == "") | ~ids.duplicated(keep="first")]
+    return _front_of(front_candidates(trials, objectives, feasible_only=feasible_only), objectives)
+
+
+def front_candidates(
+    trials: pd.DataFrame, objectives: Sequence[ObjectiveLike], *, feasible_only: bool = True
+) -> pd.DataFrame:
+    """Every architecture that could sit on the front, once, with its mean over its trainings."""
+    from analysis.repeats import architecture_means
+
+    return architecture_means(evaluated_trials(trials, objectives, feasible_only=feasible_only), objectives)
 
 
 def ranked_members(
@@ -282,6 +297,10 @@ def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.S
     Ties (including fronts of one or two points, where every distance is zero) go to the cheaper
     member, the conservative choice for deployment.
 
+    Under noise (a front with a ``p_knee`` column, :func:`analysis.confidence.noisy_front`): the
+    member that is the knee most often when Δm is resampled within the measured noise, ties to the
+    cheaper; a single training's lucky Δm then does not make the knee.
+
     Args:
         front: the front's rows (e.g. from :func:`pareto_front`); dominated rows are ignored.
         objectives: two or more objectives.
@@ -304,8 +323,13 @@ def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> pd.S
     on_front = pareto_mask(values, directions)
     rows, values = rows.loc[on_front], values[on_front]
     rows = _sort_by_cost(rows, objectives)
-    values = objective_values(rows, objectives)
+    if "p_knee" in rows.columns and np.isfinite(pd.to_numeric(rows["p_knee"], errors="coerce")).any():
+        chance = pd.to_numeric(rows["p_knee"], errors="coerce").fillna(-1.0).to_numpy()
+        return rows.iloc[int(np.flatnonzero(chance >= chance.max() - 1e-12)[0])]
+    return rows.iloc[knee_position(objective_values(rows, objectives), objectives)]
 
+
+def knee_position(values: np.ndarray, objectives: Sequence[ObjectiveLike]) -> int:
+    """The knee's row among a front's ``values``, listed cheapest first (see :func:`knee_point`)."""
     distance = (normalised_goodness(values, objectives).sum(axis=1) - 1.0) / np.sqrt(len(objectives))
-    best = int(np.flatnonzero(distance >= distance.max() - 1e-12)[0])  # cheapest among ties
-    return rows.iloc[best]
+    return int(np.flatnonzero(distance >= distance.max() - 1e-12)[0])  # cheapest among ties

@@ -195,7 +195,9 @@ def plot_tradeoff(
     """Accuracy against cost for every trial, with the Pareto front, presets and knee point.
 
     The front is drawn as an attainment staircase (the best accuracy reachable within each cost),
-    which is how a budget is read off it. Infeasible trials are drawn as crosses, failed ones
+    which is how a budget is read off it. A member trained more than once (``--repeats``) sits at
+    its mean, with an error bar of ± its Δm's standard deviation over its trainings (each training
+    is also a dot of its own). Infeasible trials are drawn as crosses, failed ones
     (no accuracy) as ticks on the cost axis at their cost when it is known, counted in the legend.
     Trials worse than the trivial prior on some task (``below_prior``) are ringed, front members
     included: their accuracy is a training failure, not a verdict on the design.
@@ -232,6 +234,13 @@ def plot_tradeoff(
                           linewidth=1.8, zorder=3, label=f"Pareto front, feasible ({len(data.front)})")
         ax.scatter(fx, fy, s=34, color=_COLOR["front"], edgecolor="white", linewidth=0.6, zorder=4)
         handles.append(line)
+        repeated = data.repeated()
+        if len(repeated):
+            counts = sorted({int(n) for n in repeated["repeats"]})
+            handles.append(ax.errorbar(x_of(repeated), y_of(repeated), yerr=repeated["delta_m_std"].to_numpy(float),
+                                       fmt="none", ecolor=_COLOR["front"], elinewidth=1.2, capsize=4, zorder=4,
+                                       label=f"front member: mean ± std over {'/'.join(map(str, counts))} "
+                                             f"trainings ({len(repeated)})"))
     if len(data.presets):
         handles.append(ax.scatter(x_of(data.presets), y_of(data.presets), s=70, marker="D", facecolor="none",
                                   edgecolor=_COLOR["preset"], linewidth=1.5, zorder=5, label="paper preset"))

@@ -21,7 +21,9 @@ import pandas as pd
 from analysis.architecture import si_format
 from analysis.metric_columns import DescribesMetrics, TaskMetric, task_metrics
 from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
-from analysis.pareto import below_prior_tasks, front_members, knee_point
+from analysis.confidence import noisy_front
+from analysis.pareto import below_prior_tasks, knee_point
+from analysis.repeats import Noise
 
 __all__ = ["PLOT_CAPTIONS", "ReportData", "RunSummary", "render_report", "report_data"]
 
@@ -77,6 +79,7 @@ class ReportData:
     front: pd.DataFrame
     metrics: list[TaskMetric]
     knee: int | None
+    noise: Noise
     run: RunSummary
     plots: dict[str, str] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
@@ -147,7 +150,7 @@ def report_data(
         tasks: the task registry, for each task's primary metric, label and direction.
     """
     objectives = tuple(objectives)
-    front = front_members(trials, objectives, feasible_only=True)
+    front, noise = noisy_front(trials, objectives, feasible_only=True)
     knee = None
     if len(objectives) >= 2 and not front.empty:
         knee = int(knee_point(front, objectives)["number"])
@@ -158,6 +161,7 @@ def report_data(
         front=front.reset_index(drop=True),
         metrics=task_metrics(trials, tasks=tasks, primary_only=True),
         knee=knee,
+        noise=noise,
         run=_run_summary(trials),
         plots=dict(plots or {}),
         exports=dict(exports or {}),
@@ -219,6 +223,12 @@ def _front_lines(data: ReportData) -> list[str]:
     shown = {o.column for o in data.objectives}
     metrics = [m for m in data.metrics if m.column not in shown]  # a task metric that is an objective is shown once
     with_delta_m = int("delta_m" not in shown and "delta_m" in front.columns and bool(front["delta_m"].notna().any()))
+    repeated = "repeats" in front.columns and (pd.to_numeric(front["repeats"], errors="coerce") > 1).any()
+    sure = "p_nondominated" in front.columns and pd.to_numeric(front["p_nondominated"], errors="coerce").notna().any()
+    if repeated:
+        header += ["trainings", "Δm spread"]
+    if sure:
+        header.append("P(non-dominated)")
     header += ["Δm ↑"] * with_delta_m + [f"{m.task} {m.label} {m.arrow}" for m in metrics]
     flags = below_prior_tasks(front)
     flagged = int((flags != "").sum())
@@ -238,6 +248,10 @@ def _front_lines(data: ReportData) -> list[str]:
             value = float(row[column])
             cells.append(_number(value / 8e6, 3) if column == "size_bits"
                          else _number(value, 3) if column == "latency" else si_format(value))
+        if repeated:
+            cells += [int(row["repeats"]), _number(row.get("delta_m_std"), 2)]
+        if sure:
+            cells.append(_number(row.get("p_nondominated"), 2))
         cells += [_number(row["delta_m"], 4)] * with_delta_m + [_number(row.get(m.column), 4) for m in metrics]
         if flagged:
             cells.append(f"⚠ {flags[index].replace(';', ', ')}" if flags[index] else "")
@@ -251,8 +265,16 @@ def _front_lines(data: ReportData) -> list[str]:
         notes.append(f"{flagged} member(s) score worse than the trivial prior (per-pixel statistics "
                      "of the training targets) on the task(s) named: that task was not learned, and their Δm "
                      "reflects a training failure rather than the design.")
+    if repeated:
+        notes.append("An architecture trained more than once (`--repeats`) is listed with its mean over its "
+                     "trainings; Δm spread is their sample standard deviation.")
+    notes.append(f"Training noise: {data.noise.describe()}.")
+    if sure:
+        notes.append("P(non-dominated): how often the member stays on the front when every architecture's mean Δm "
+                     "is resampled within that noise (σ/√trainings; `analysis.confidence`).")
     if data.knee is not None:
-        notes.append(f"The knee (best balance, see `analysis.knee_point`) is trial {data.knee}.")
+        how = " (the member most often the knee under that resampling)" if sure else ""
+        notes.append(f"The knee (best balance, see `analysis.knee_point`) is trial {data.knee}{how}.")
     if not data.exports:
         notes.append(f"Export them with `bimtdp export --study {data.study} --pareto`.")
     lines.append(" ".join(notes))

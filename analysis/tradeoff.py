@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.objectives import ObjectiveLike, drawn_pair, objective_values
-from analysis.pareto import as_bool, below_prior_tasks, evaluated_trials, front_members, knee_point
+from analysis.confidence import noisy_front
+from analysis.pareto import as_bool, below_prior_tasks, evaluated_trials, knee_point
 
 __all__ = ["TradeoffData", "tradeoff_data"]
 
@@ -23,8 +24,9 @@ class TradeoffData:
         y: the other objective (vertical axis, e.g. Δm).
         feasible: COMPLETE, feasible trials with both values.
         infeasible: COMPLETE trials with both values that break a constraint.
-        front: the feasible Pareto front over ``(y, x)``, cheapest first.
-        knee: the front's knee point (``None`` when the front is empty).
+        front: the feasible Pareto front over ``(y, x)``, cheapest first: one row per architecture,
+            its mean over repeated trainings (``repeats``, ``delta_m_std``, ``p_nondominated``).
+        knee: the front's knee point (``None`` when the front is empty), noise-aware with repeats.
         presets: evaluated trials that are named presets (column ``preset`` non-empty).
         below_prior: evaluated trials worse than the trivial prior on some task (column
             ``below_prior`` non-empty): their accuracy is a training failure, not the design's.
@@ -50,6 +52,13 @@ class TradeoffData:
     n_trials: int
     projected: bool
 
+    def repeated(self) -> pd.DataFrame:
+        """The front members trained more than once, with a finite spread (drawn with error bars)."""
+        if "repeats" not in self.front.columns or self.y.column != "delta_m":
+            return self.front.iloc[:0]
+        spread = pd.to_numeric(self.front.get("delta_m_std"), errors="coerce")
+        return self.front.loc[((pd.to_numeric(self.front["repeats"], errors="coerce") > 1) & spread.notna()).to_numpy()]
+
     def front_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The front as ``(x, y)`` arrays, cheapest first: the steps of the attainment line."""
         values = objective_values(self.front, [self.x, self.y])
@@ -72,7 +81,7 @@ def tradeoff_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> 
     feasible_flags = as_bool(evaluated["feasible"]) if "feasible" in evaluated.columns else pd.Series(True, evaluated.index)
     feasible = evaluated.loc[feasible_flags.to_numpy()]
     infeasible = evaluated.loc[~feasible_flags.to_numpy()]
-    front = front_members(trials, pair, feasible_only=True)
+    front = noisy_front(trials, pair, feasible_only=True)[0]
     knee = knee_point(front, pair) if len(front) else None
     if "preset" in evaluated.columns:
         presets = evaluated.loc[evaluated["preset"].fillna("").astype(str) != ""]

@@ -117,6 +117,24 @@ def test_tabulate_trains_every_architecture_once_resumes_and_retries_failures(tm
     assert len(study.trials) == before and len(third) == 4
 
 
+def test_tabulate_a_repeat_trains_every_architecture_with_that_repeats_seed(tmp_path) -> None:
+    config = tiny_config(tmp_path, study="tab-r1")
+    seen: list[int] = []
+
+    class Spy(TabulatingEvaluator):
+        def train(self, arch, **kwargs):
+            seen.append(kwargs["seed"])
+            return super().train(arch, **kwargs)
+
+    search = Search(config, log=lambda line: None)
+    search.evaluator = eight_steps(Spy)(search.config)
+    table = tabulate(search, repeat=1)
+    assert seen == [1000] * 4 and (table["seed"] == 1000).all() and (table["repeat"] == 1).all()
+    assert (table["state"] == "COMPLETE").all()
+    with pytest.raises(ConfigError, match="--repeat must be >= 0"):
+        tabulate(Search(config, log=lambda line: None), repeat=-1)
+
+
 def test_tabulate_with_ray_scores_rungs_on_the_workers(tmp_path) -> None:
     pytest.importorskip("ray")
     from nas.search.ray_backend import RayOptions

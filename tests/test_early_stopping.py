@@ -129,7 +129,7 @@ def scripted_factory(steps: int = 8):
                 ops = self._point(arch)[1]
                 return {"flops": ops, "bops": 0.0, "ops": ops, "params": 1000, "size_bits": 32000}
 
-            def train(self, arch, *, rungs=(), on_rung=None):
+            def train(self, arch, *, seed=None, rungs=(), on_rung=None):
                 dm = self._point(arch)[0]
                 for step in rungs:
                     if on_rung is not None:

@@ -61,7 +61,7 @@ def failing_factory(broken: str):
 
     def factory(config, device):
         class Broken(Evaluator):
-            def train(self, arch):
+            def train(self, arch, **kwargs):
                 if arch.id == target:
                     raise RuntimeError(f"boom in {broken}")
                 return super().train(arch)
@@ -158,6 +158,28 @@ class TestLocalRuntime:
         trials = search.open().get_trials()
         assert [t.state for t in trials if t.state != optuna.trial.TrialState.WAITING] == [FAIL]  # stopped at once
         assert "No space left" in trials[0].user_attrs["fail_reason"]
+
+    def test_queued_repeats_train_on_the_ray_workers_with_their_own_seeds(self, runtime, teacher, tmp_path) -> None:
+        import dataclasses
+
+        def factory(config, device):
+            from nas.search.evaluator import Evaluator
+
+            class Seeded(Evaluator):  # Δm from the architecture and the seed; trains nothing
+                def train(self, arch, *, seed=None, **kw):
+                    return {"delta_m": -20.0 - int(arch.id[:4], 16) / 6553.6 + seed / 1000, "seed_seen": seed}
+
+            return Seeded.for_config(config, device=device, log=lambda line: None)
+
+        search = Search(dataclasses.replace(seeded(tmp_path, "rep", teacher), presets=False, repeats=2),
+                        log=lambda line: None)
+        run_ray(search, trials=4, options=RayOptions(concurrency=2), evaluator_factory=factory)
+        done = [t for t in search.open().get_trials() if t.state == COMPLETE]
+        repeats = [t for t in done if t.user_attrs["repeat"] == 1]
+        assert repeats and all(t.user_attrs["seed_seen"] == t.user_attrs["seed"] == 1000 for t in repeats)
+        assert all("ray_worker" in t.user_attrs for t in repeats)
+        first = {t.user_attrs["arch_id"] for t in done if t.user_attrs["repeat"] == 0}
+        assert {t.user_attrs["arch_id"] for t in repeats} <= first  # a repeat of an architecture trained before
 
     def test_the_same_seed_gives_the_same_delta_m_on_ray_and_locally(self, runtime, teacher, tmp_path) -> None:
         import dataclasses

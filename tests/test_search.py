@@ -103,7 +103,7 @@ def test_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path) 
     class Diverging(Evaluator):
         calls = 0
 
-        def train(self, arch):
+        def train(self, arch, **kwargs):
             Diverging.calls += 1
             if Diverging.calls == 2:
                 raise TrainingError(step=3, reason="loss is nan")
@@ -155,7 +155,7 @@ def test_nonfinite_values_never_complete_a_trial(tmp_path) -> None:
     from nas.search.evaluator import Evaluator
 
     class NaNMetrics(Evaluator):
-        def train(self, arch):
+        def train(self, arch, **kwargs):
             result = super().train(arch)
             return result | {"delta_m": math.nan}
 

@@ -232,13 +232,14 @@ def test_every_trial_records_its_seed_threads_and_device_and_trains_with_the_stu
         smoke_config(tmp_path, threads=0).validated()
 
 
-def test_a_worker_trains_with_the_threads_the_study_was_created_with(tmp_path) -> None:
+def test_a_worker_trains_with_the_threads_and_repeats_the_study_was_created_with(tmp_path) -> None:
     import argparse
 
     from nas.cli.worker import _rebuild_config
     from nas.search.study_open import load_existing
 
-    quiet(smoke_config(tmp_path, study="w", threads=2)).open()
+    quiet(smoke_config(tmp_path, study="w", threads=2, repeats=3)).open()
     study, stored, _ = load_existing("w", results_dir=str(tmp_path))
     args = argparse.Namespace(space=None, sampler=None, early_stopping=None, storage=None, results_dir=str(tmp_path))
-    assert _rebuild_config(study, stored, args).threads == 2
+    rebuilt = _rebuild_config(study, stored, args)
+    assert (rebuilt.threads, rebuilt.repeats) == (2, 3)

@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.atomic import atomic_write_text
 from nas.errors import ConfigError
 from nas.search.evaluator import Evaluator
+from nas.search.repeats import REPEAT_ATTR, repeat_seed
 
 __all__ = ["TabulatingEvaluator", "add_latency", "rung_column", "rung_steps", "table_from_study", "tabulate", "write_table"]
 
@@ -47,7 +48,8 @@ def rung_steps(steps: int) -> tuple[int, ...]:
 class TabulatingEvaluator(Evaluator):
     """The search's evaluator that also scores Δm after every eighth of the budget (``rungs``)."""
 
-    def train(self, arch: Any, *, rungs: Sequence[int] = (), on_rung: Callable | None = None) -> dict[str, Any]:
+    def train(self, arch: Any, *, seed: int | None = None, rungs: Sequence[int] = (),
+              on_rung: Callable | None = None) -> dict[str, Any]:
         scored: list[dict[str, float]] = []
 
         def record(step: int, metrics: dict, delta_m: float | None) -> None:
@@ -55,7 +57,7 @@ class TabulatingEvaluator(Evaluator):
             if on_rung is not None and step in rungs:
                 on_rung(step, metrics, delta_m)
 
-        outcome = super().train(arch, rungs=sorted(set(rung_steps(self.fidelity.steps)) | set(rungs)), on_rung=record)
+        outcome = super().train(arch, seed=seed, rungs=sorted(set(rung_steps(self.fidelity.steps)) | set(rungs)), on_rung=record)
         return outcome | {"rungs": scored}
 
 
@@ -64,10 +66,11 @@ def tabulating_evaluator(config: Any, device: str) -> TabulatingEvaluator:
     return TabulatingEvaluator.for_config(config, device=device, log=lambda line: None)
 
 
-def enqueue_missing(study: optuna.Study, space: Any) -> int:
+def enqueue_missing(study: optuna.Study, space: Any, repeat: int = 0) -> int:
     """Enqueue every architecture of ``space`` that is neither done nor queued; return how many.
 
     A failed architecture is enqueued again (a re-run retries it once); a COMPLETE one never is.
+    Each is queued as repeat ``repeat`` (trained with that repeat's seed, :mod:`nas.search.repeats`).
     """
     states = optuna.trial.TrialState
     covered = {t.user_attrs.get("arch_id") for t in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.RUNNING))}
@@ -79,7 +82,7 @@ def enqueue_missing(study: optuna.Study, space: Any) -> int:
     added = 0
     for arch in space.enumerate():
         if arch.id not in covered and arch.id not in queued:
-            study.enqueue_trial(space.params_of(arch), user_attrs={"tabulate": True})
+            study.enqueue_trial(space.params_of(arch), user_attrs={"tabulate": True, REPEAT_ATTR: repeat})
             added += 1
     return added
 
@@ -90,6 +93,7 @@ def tabulate(
     backend: str = "local",
     ray_options: Any = None,
     evaluator_factory: Callable[[Any, str], Any] | None = None,
+    repeat: int = 0,
 ) -> pd.DataFrame:
     """Train every architecture of ``search``'s space that the study lacks, then return the table.
 
@@ -103,14 +107,18 @@ def tabulate(
         ray_options: :class:`nas.search.ray_backend.RayOptions` for the Ray backend.
         evaluator_factory: ``(SearchConfig, device) -> evaluator`` (default: a
             :class:`TabulatingEvaluator` for the config); the Ray workers call it, so it is pickled.
+        repeat: train every architecture as this repeat (seed ``repeat_seed(seed, repeat)``, the
+            teacher of ``seed``): the tables of one seed's repeats measure the training noise.
     """
+    if repeat < 0:
+        raise ConfigError(f"--repeat must be >= 0, got {repeat}")
     if search.config.presets:
         raise ConfigError("a table holds the space's architectures only: create the search with presets=False")
     size = search.space.size()
     if size > 10_000:
         raise ConfigError(f"space {search.space.name!r} holds {size:,} architectures: a table is for spaces of at most 10,000")
     study = search.open()
-    enqueue_missing(study, search.space)
+    enqueue_missing(study, search.space, repeat)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
     target = len(study.get_trials(deepcopy=False, states=finished)) + waiting
@@ -127,7 +135,7 @@ def tabulate(
             search.run(trials=target)
     from nas.runtime.arch_latency import LATENCY_CACHE
 
-    return add_latency(table_from_study(study, search.config, search.space),
+    return add_latency(table_from_study(study, search.config, search.space, repeat=repeat),
                        cache_dir=search.config.directory.parent / LATENCY_CACHE, log=search.log)
 
 
@@ -170,7 +178,7 @@ def add_latency(table: pd.DataFrame, *, cache_dir: str | Path | None = None,
     return table
 
 
-def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFrame:
+def table_from_study(study: optuna.Study, config: Any, space: Any, *, repeat: int = 0) -> pd.DataFrame:
     """One row per architecture of ``space`` that the study ran: its complete trial, else its last failure."""
     from nas.search.study_tables import trials_frame
 
@@ -187,8 +195,10 @@ def table_from_study(study: optuna.Study, config: Any, space: Any) -> pd.DataFra
              if t.state == optuna.trial.TrialState.COMPLETE}
     for step in sorted({int(r["step"]) for records in rungs.values() for r in records}):
         table[rung_column(step)] = [_rung_value(rungs.get(a, []), step) for a in table["arch_id"]]
-    for key in ("space", "dataset", "fidelity", "seed"):
+    for key in ("space", "dataset", "fidelity"):
         table[key] = getattr(config, key)
+    table["seed"] = repeat_seed(config.seed, repeat)  # the trainings'; the teacher's is the study's
+    table[REPEAT_ATTR] = repeat
     table["fail_reason"] = table["fail_reason"].fillna("")
     return table.sort_values("arch_id").reset_index(drop=True)
 

@@ -55,7 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset(tab)
     tab.add_argument("--fidelity", default="quick", help="smoke, quick, proxy or full (default: quick)")
     tab.add_argument("--seed", type=int, default=0, help="seed of the teacher and of every training (default: 0)")
-    tab.add_argument("--study", metavar="NAME", help="study that holds the runs (default: bench-<space>-<fidelity>)")
+    tab.add_argument("--repeat", type=int, default=0, metavar="R",
+                     help="train every architecture as repeat R: seed + 1000·R, against the teacher of --seed "
+                          "(default: 0; the tables of several repeats measure the training noise)")
+    tab.add_argument("--study", metavar="NAME",
+                     help="study that holds the runs (default: bench-<space>-<fidelity>, with -r<R> for --repeat R)")
     tab.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite under results/<study>/)")
     tab.add_argument("--out", metavar="PATH", help="table file, .csv or .parquet (default: results/<study>/table.csv)")
     add_device(tab)
@@ -116,7 +120,7 @@ def _tabulate(args: argparse.Namespace) -> int:
     from nas.search.local import Search
 
     config = SearchConfig(
-        study=args.study or f"bench-{Path(args.space).stem}-{args.fidelity}",
+        study=args.study or f"bench-{Path(args.space).stem}-{args.fidelity}" + (f"-r{args.repeat}" if args.repeat else ""),
         space=args.space, dataset=args.dataset, data_root=args.data_root, fidelity=args.fidelity,
         sampler="random", seed=args.seed, presets=False, storage=args.storage, results_dir=args.results_dir,
     )
@@ -125,7 +129,7 @@ def _tabulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {str(out)!r}: a table is written as .csv or .parquet")
     options = ray_options(args).validated() if args.backend == "ray" else None
     search = Search(config.validated(), log=(lambda line: None) if args.json else print, device=args.device)
-    table = tabulate(search, backend=args.backend, ray_options=options)
+    table = tabulate(search, backend=args.backend, ray_options=options, repeat=args.repeat)
     path = write_table(table, out or config.directory / "table.csv")
     complete = int((table["state"] == "COMPLETE").sum())
     summary = {"table": str(path), "architectures": len(table), "complete": complete, "space": search.space.size()}

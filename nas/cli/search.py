@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument("--threads", type=int, default=1, metavar="T",
                         help="torch CPU threads per trial, the same on every backend (Δm depends on it; default: 1)")
+    parser.add_argument("--repeats", type=int, default=1, metavar="K",
+                        help="train an architecture that reaches the front K times, with K seeds; its Δm is then "
+                             "their mean and its spread is recorded (default: 1, one training each)")
     add_ray(parser)
     add_results_dir(parser)
     add_json(parser)
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results_dir,
         early_stopping=args.early_stopping,
         threads=args.threads,
+        repeats=args.repeats,
     )
     log = (lambda line: None) if args.json else print
     search = Search(config, log=log, device=args.device)

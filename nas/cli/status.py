@@ -1,5 +1,7 @@
-"""Show how a study stands: trials by state, the best trial per objective, Pareto size, elapsed time,
-and the trials that scored worse than the trivial prior on some task (they learned nothing there).
+"""Show how a study stands: trials by state, the best trial per objective, Pareto size, the training
+noise (the pooled spread of Δm between repeated trainings of one architecture, ``--repeats``),
+elapsed time, and the trials that scored worse than the trivial prior on some task (they learned
+nothing there). An architecture trained more than once counts with its mean.
 
 Each "highest"/"lowest" line names one trial and gives all its objectives, so two lines are two
 architectures. The FP reference (the mtdp-fp preset, the teacher's architecture) is listed on its
@@ -37,9 +39,9 @@ def _describe(row, objectives) -> dict:
 def _best(frame, objectives) -> dict:
     """Per objective, the complete feasible trial best at it; Δm leaves out the FP reference (0 by definition)."""
     from analysis.hypervolume import FP_PRESET
-    from analysis.pareto import evaluated_trials
+    from analysis.pareto import front_candidates
 
-    candidates = evaluated_trials(frame, objectives, feasible_only=True)
+    candidates = front_candidates(frame, objectives, feasible_only=True)  # an architecture's mean over its repeats
     best = {}
     for objective in objectives:
         pool = candidates
@@ -69,6 +71,7 @@ def _line(label: str, entry: dict | None, objectives) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis.repeats import pooled_noise
     from nas.search.study_open import load_existing
     from nas.search.study_tables import front_frame, trials_frame
 
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     states = Counter(t.state.name for t in trials)
     frame = trials_frame(study)
     best = _best(frame, objectives) if len(frame) else {o.name: None for o in objectives}
+    noise = pooled_noise(frame)
     reference = _reference(frame, objectives) if len(frame) else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         "best": best,
         "reference": reference,
         "pareto_size": len(front_frame(frame, objectives)) if len(frame) else 0,
+        "noise": noise.to_dict(),
         "elapsed_seconds": elapsed,
         "training_seconds": compute,
         "below_prior": below_prior,
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         label = "highest" if objective.direction == "maximize" else "lowest"
         print(_line(f"{label} {objective.name}", best[objective.name], objectives))
     print(f"Pareto front: {status['pareto_size']} architectures")
+    print(f"training noise: {noise.describe()}")
     print(f"elapsed {elapsed:.0f} s (first start to last finish), training {compute:.0f} s")
     if below_prior:
         listed = ", ".join(f"{n} ({', '.join(tasks)})" for n, tasks in sorted(below_prior.items()))

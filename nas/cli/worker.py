@@ -83,6 +83,7 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
         seed=stored["seed"],
         early_stopping=args.early_stopping if getattr(args, "early_stopping", None) is not None else stored.get("early_stopping"),
         threads=stored.get("threads", 1),  # the study's: every backend trains with the same threads
+        repeats=stored.get("repeats", 1),
         presets=False,
         storage=args.storage,
         results_dir=args.results_dir,

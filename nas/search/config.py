@@ -56,6 +56,9 @@ class SearchConfig:
     #: earlier studies whose feasible front (or top ``warm_start_top``) a new study queues first (nas.search.warm_start)
     warm_start: tuple[str, ...] = ()
     warm_start_top: int | None = None
+    #: trainings (seeds) of an architecture on the front (issue 20, nas.search.repeats); 1: one training
+    #: each. Stored with the study and compared on resume, like ``threads``.
+    repeats: int = 1
 
     @property
     def directory(self) -> Path:
@@ -143,8 +146,10 @@ class SearchConfig:
         if self.max_latency is not None and not _positive_number(self.max_latency):
             raise ConfigError(f"max_latency (--max-latency) must be a positive finite number of milliseconds, "
                               f"got {self.max_latency!r}")
-        if not (isinstance(self.threads, int) and not isinstance(self.threads, bool) and self.threads >= 1):
-            raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        for name in ("threads", "repeats"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         rule = parse_early_stopping(self.early_stopping)
         return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
                                "constraints": bounds, "task_floors": floors, "warm_start": warm,

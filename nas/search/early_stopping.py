@@ -137,6 +137,7 @@ class SuccessiveHalving:
         directions: Sequence[str],
         *,
         log: Sequence[bool] | None = None,
+        tolerance: Sequence[float] | None = None,
     ) -> Decision:
         """Whether a trial with objective ``values`` at a rung continues, given ``others`` there.
 
@@ -146,6 +147,9 @@ class SuccessiveHalving:
                 value are ignored).
             directions: ``maximize``/``minimize`` per objective.
             log: per objective, compare on log10 for the crowding distance (costs); default none.
+            tolerance: per objective, the training noise (σ of Δm between seeds, from the study's
+                repeats; 0 for costs): the trial is judged as if it were that much better, so it is
+                never stopped for a difference the noise could make. None: judged as measured.
 
         A trial whose own values are not finite continues: its final result will say what went
         wrong (a diverged trial fails with its reason, it is not "pruned").
@@ -161,6 +165,11 @@ class SuccessiveHalving:
         promoted = math.ceil(n / self.eta)
         if n <= self.grace_count:
             return Decision(True, n, n, 0, 0)
+        if tolerance is not None:
+            from analysis.pareto import to_minimization
+
+            better = -to_minimization(np.asarray(tolerance, dtype=float)[None, :], directions)[0]
+            own = own + np.where(np.isfinite(better), better, 0.0)
         points = np.vstack([own[None, :], *[r[None, :] for r in rows]])
         fronts = non_dominated_sort(points, directions)
         rank = next(i for i, front in enumerate(fronts) if 0 in front)

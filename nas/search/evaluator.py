@@ -97,6 +97,7 @@ class Evaluator:
         self,
         arch: Architecture,
         *,
+        seed: int | None = None,
         rungs: Sequence[int] = (),
         on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
     ) -> dict[str, Any]:
@@ -106,6 +107,8 @@ class Evaluator:
         prior (:mod:`nas.training.prior`): a network that learned nothing there. The trial keeps its values
         (its Δm already pays for the task) and carries the flag to the tables and the report.
         ``rungs``/``on_rung``: intermediate scoring, see :func:`nas.training.train.fit` (early stopping).
+        ``seed``: the training's seed (None: the evaluator's); the teacher is always the evaluator's.
+        Weights are kept for a training at the evaluator's seed only (a repeat leaves them as they are).
         """
         from nas.training.prior import below_prior
         from nas.training.train import fit
@@ -113,18 +116,20 @@ class Evaluator:
         self.prepare()
         state = self._state
         teacher = state["teacher"]
-        if arch.id == teacher.arch.id:
+        seed = self.seed if seed is None else int(seed)
+        keep = self.keep_weights and seed == self.seed
+        if arch.id == teacher.arch.id and seed == self.seed:
             # The FP preset at the study's seed *is* the teacher: same network, same training.
-            if self.keep_weights:
+            if keep:
                 self._save_weights(arch, teacher.model)
             return {"metrics": teacher.metrics, "delta_m": 0.0, "task_delta": self._task_delta(teacher.metrics),
                     "seconds": 0.0, "steps": self.fidelity.steps, "below_prior": below_prior(teacher.metrics, state["prior"])}
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
-            teacher=teacher, seed=self.seed, device=state["device"], reference=teacher.metrics,
+            teacher=teacher, seed=seed, device=state["device"], reference=teacher.metrics,
             rungs=rungs, on_rung=on_rung,
         )
-        if self.keep_weights:
+        if keep:
             self._save_weights(arch, model)
         return {"metrics": result.metrics, "delta_m": result.delta_m, "task_delta": self._task_delta(result.metrics),
                 "seconds": result.seconds, "steps": result.steps, "below_prior": below_prior(result.metrics, state["prior"])}

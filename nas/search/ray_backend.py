@@ -1,7 +1,7 @@
 """The Ray backend: a search's trials as Ray Tune trials, proposed by the study's own searcher.
 
 One source of truth, the study's Optuna storage. The driver (this process) starts as the local
-backend does (:meth:`nas.search.local.Search.start`: configuration check, data and FP teacher, study and
+backend does (:meth:`nas.search.Search.start`: configuration check, data and FP teacher, study and
 presets), then hands Tune a :class:`~nas.search.ray_searcher.StudySearcher`, which asks the study for each
 trial and begins it (the Architecture is sampled in the driver, by the same
 :class:`~nas.search.trial_runner.TrialRunner` as the local loop). A Tune trial then costs and trains it on a
@@ -109,7 +109,7 @@ def run_ray(
     options: RayOptions = RayOptions(),
     evaluator_factory: Callable[[Any, str], Any] | None = None,
 ) -> optuna.Study:
-    """Run ``search`` (a :class:`nas.search.local.Search`) on Ray until the study holds ``trials``
+    """Run ``search`` (a :class:`nas.search.Search`) on Ray until the study holds ``trials``
     finished trials or ``timeout`` seconds pass (no new trial starts after that).
 
     Args:

@@ -18,6 +18,7 @@ import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from nas.search.repeats import repeat_of
 from nas.search.study_open import foreign_processor
 from nas.search.trial_loop import TrialBudget, disk_full_reason
 from nas.search.trial_runner import Outcome, TrialRunner
@@ -71,9 +72,10 @@ class StudySearcher(Searcher):
             self.runner.finish(self.study, trial, Outcome(reason=reason))
             return None if self.trials else Searcher.FINISHED
         arch = self.runner.begin(trial)
-        twin = self.runner.twin_of(self.study, arch.id)
+        twin = self.runner.twin_of(self.study, arch.id, repeat_of(trial.user_attrs))
         self.trials[trial_id] = trial
-        self.specs[trial_id] = {"arch": arch.to_dict(), "twin": None if twin is None else twin.number}
+        self.specs[trial_id] = {"arch": arch.to_dict(), "twin": None if twin is None else twin.number,
+                                 "seed": trial.user_attrs["seed"]}
         return {SPEC: self.specs[trial_id]}
 
     # -- record
@@ -94,7 +96,7 @@ class StudySearcher(Searcher):
         else:
             self.finished_here += 1
         frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
-        self.runner.log(self.runner.progress_line(self.study, frozen, self.budget.trials))
+        self.runner.after_trial(self.study, frozen, self.budget.trials)
 
     def _outcome(self, trial: optuna.Trial, trial_id: str, result: dict | None, error: bool) -> Outcome:
         spec = self.specs.pop(trial_id, {})

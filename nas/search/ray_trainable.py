@@ -124,7 +124,8 @@ def _evaluate(spec: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
                 tune.report({**dict(zip(names, rung_values)), ATTRS: json.dumps(attrs), RUNG: step})
 
             on_rung = report_rung if runner.early_stopping is not None else None
-            values = runner.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__, on_rung=on_rung)
+            values = runner.measure(Architecture.from_dict(spec["arch"]), attrs.__setitem__, on_rung=on_rung,
+                                    seed=spec.get("seed"))
         except optuna.TrialPruned:  # over the latency budget, never trained: attrs["refused"] says so
             pass
         except ForeignProcessor as error:  # neither measured nor trained here

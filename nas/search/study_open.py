@@ -42,7 +42,7 @@ PROCESSOR_ATTR = "latency_processor"
 #: before it was recorded lack it and are compared by name only.
 BUDGET_FIELD = "fidelity_budget"
 #: Compared only when the study stored them (older studies did not): they change every trial's result.
-_RECORDED_FIELDS = (BUDGET_FIELD, "threads")
+_RECORDED_FIELDS = (BUDGET_FIELD, "threads", "repeats")
 #: Seconds a process waits for the study's creator (on another machine) to store its configuration.
 _CREATOR_WAIT = 10.0
 
@@ -78,7 +78,7 @@ def stored_config(config: Any) -> dict[str, Any] | None:
 
 def check_compatible(config: Any, stored: Mapping[str, Any]) -> None:
     """Refuse to resume a study created with another configuration (ConfigError naming the fields)."""
-    wanted = config.identity() | {"threads": config.threads}
+    wanted = config.identity() | {"threads": config.threads, "repeats": config.repeats}
     diffs = [k for k in IDENTITY_FIELDS if stored.get(k, _IDENTITY_DEFAULTS.get(k)) != wanted.get(k)]
     diffs += [k for k in _RECORDED_FIELDS if k in stored and stored[k] != wanted.get(k)]
     if diffs:
@@ -122,7 +122,8 @@ def open_study(config: Any, objectives: tuple[Objective, ...], *, enqueue_preset
             # Last: a process that lost the creation race waits for this before it compares configs.
             study.set_user_attr(CONFIG_ATTR, config.identity() | {
                 "sampler": config.sampler, "early_stopping": config.early_stopping, "threads": config.threads,
-                "warm_start": list(config.warm_start), "warm_start_top": config.warm_start_top})
+                "warm_start": list(config.warm_start), "warm_start_top": config.warm_start_top,
+                "repeats": config.repeats})
         else:
             check_compatible(config, _wait_for_config(study))
             fail_dead_local_trials(study, log)

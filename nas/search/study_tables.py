@@ -15,6 +15,7 @@ are read through :func:`migrate_columns`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,6 +27,7 @@ from analysis.objectives import COST_COLUMNS
 from analysis.pareto import front_members
 from nas.errors import ConfigError
 from nas.model.arch import IB_POINTS, KD_POINTS, STAGES, flatten
+from nas.search.repeats import REPEAT_ATTR, repeat_of
 from nas.runtime.arch_latency import LATENCY_COLUMNS
 from nas.search.study_objectives import Objective
 
@@ -84,6 +86,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "fidelity": attrs.get("fidelity", ""),
         # What else changes a trial's result (issue 20): the same on every backend of one study.
         **{key: attrs.get(key, "") for key in ("seed", "torch_threads", "device")},
+        REPEAT_ATTR: repeat_of(attrs),
         "duplicate_of": attrs.get("duplicate_of", float("nan")),
         "pruned_at_step": attrs.get("pruned_at_step", float("nan")),
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else "",
@@ -118,16 +121,26 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
-    """The front's members: non-dominated COMPLETE feasible trials, one per architecture, cheapest first."""
+    """The front's members: non-dominated COMPLETE feasible architectures (their mean over repeated
+    trainings), cheapest first."""
+    from analysis.pareto import front_members
+
     return front_members(trials, objectives, feasible_only=True)
 
 
 def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: str | Path) -> pd.DataFrame:
-    """Write ``trials.csv``, ``pareto.csv`` and ``pareto.json`` under ``out_dir``; return the front."""
+    """Write ``trials.csv``, ``pareto.csv`` and ``pareto.json`` under ``out_dir``; return the front.
+
+    A front member's objectives and metrics are the mean over its trainings (``repeats`` of them,
+    ``delta_m_std`` apart); ``p_nondominated``/``p_knee`` say how sure the study is of it, given its
+    noise (``noise`` in pareto.json; all unknown without repeated trainings).
+    """
+    from analysis.confidence import noisy_front
+
     out_dir = Path(out_dir)
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     trials = trials_frame(study)
-    front = front_frame(trials, objectives)
+    front, noise = noisy_front(trials, objectives, feasible_only=True)
     atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out_dir / "pareto.csv", front.drop(columns=["arch_json"], errors="ignore").to_csv(index=False))
     members = []
@@ -141,12 +154,35 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
                 "preset": row["preset"],
                 "objectives": {o.name: row[o.column] for o in objectives},
                 "cost": {c: row[c] for c in COST_COLUMNS if c in row and pd.notna(row[c])},
-                "metrics": trial.user_attrs.get("metrics", {}),
+                "repeats": int(row["repeats"]),
+                "delta_m_std": _finite_or_none(row.get("delta_m_std")),
+                "p_nondominated": _finite_or_none(row.get("p_nondominated")),
+                "p_knee": _finite_or_none(row.get("p_knee")),
+                "metrics": _mean_metrics(row) or trial.user_attrs.get("metrics", {}),
                 "below_prior": list(trial.user_attrs.get("below_prior") or ()),
                 "arch": trial.user_attrs.get("arch"),
                 "exported": exported,
                 "export": f"exports/{row['arch_id']}" if exported else None,
             }
         )
-    atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], "front": members})
+    atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], "noise": noise.to_dict(),
+                                                "front": members})
     return front
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _mean_metrics(row: pd.Series) -> dict[str, dict[str, float]]:
+    """A front row's ``metric.<task>.<name>`` columns (means over its trainings) as ``{task: {name: value}}``."""
+    metrics: dict[str, dict[str, float]] = {}
+    for column, value in row.items():
+        if str(column).startswith("metric.") and _finite_or_none(value) is not None:
+            _, task, name = str(column).split(".", 2)
+            metrics.setdefault(task, {})[name] = float(value)
+    return metrics

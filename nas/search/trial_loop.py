@@ -17,6 +17,7 @@ from typing import Any, Callable
 import optuna
 
 from nas.errors import ConfigError, RunStopped, disk_full, disk_full_message
+from nas.search.repeats import repeat_of
 from nas.search.storage import fail_dead_local_trials
 from nas.search.trial_runner import FINISHED, TrialFailed, TrialRunner
 
@@ -65,7 +66,9 @@ class TrialBudget:
         if self.trials is not None and sum(t.state in FINISHED or t.state == _RUNNING for t in ahead) >= self.trials:
             return f"{NOT_NEEDED}: another process started the study's last trial first"
         preset = trial.user_attrs.get("preset")  # set before it runs only on a queued preset
-        if preset and any(t.user_attrs.get("preset") == preset and t.state != _FAIL for t in ahead):
+        repeat = repeat_of(trial.user_attrs)  # a queued repeat of a preset is a training of its own
+        if preset and any(t.user_attrs.get("preset") == preset and repeat_of(t.user_attrs) == repeat
+                          and t.state != _FAIL for t in ahead):
             return f"{NOT_NEEDED}: another process queued and ran preset {preset} too"
         return None
 
@@ -106,7 +109,7 @@ def run_trials(runner: TrialRunner, study: optuna.Study, budget: TrialBudget) ->
             tally.failures += 1
             tally.last_reason = str(trial.user_attrs.get("fail_reason", ""))
         tally.finished += trial.state in FINISHED
-        runner.log(runner.progress_line(study, trial, budget.trials))
+        runner.after_trial(study, trial, budget.trials)
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         reason = budget.not_needed(study, trial)

@@ -32,6 +32,7 @@ import optuna
 from analysis.objectives import is_log
 from nas.model.arch import Architecture
 from nas.search.early_stopping import parse_early_stopping
+from nas.search.repeats import NOISE_ATTR, REPEAT_ATTR, missing_front_repeats, repeat_of, repeat_seed, study_frame, taken_repeats
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
 
@@ -40,7 +41,7 @@ __all__ = ["FINISHED", "Outcome", "TrialEvaluator", "TrialFailed", "TrialRunner"
 #: States that count as finished towards ``--trials`` (a trial stopped at a rung used its budget).
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 #: Attributes of a trial that describe the trial itself, never copied from a twin.
-_OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed"})
+_OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed", REPEAT_ATTR})
 
 Record = Callable[[str, Any], None]
 OnRung = Callable[[int, tuple[float, ...]], None]
@@ -54,8 +55,8 @@ class TrialEvaluator(Protocol):
     """What a search needs to evaluate an architecture (:class:`nas.search.evaluator.Evaluator` is the real one).
 
     ``prepare`` runs once per process before the first trial (data, FP teacher); ``cost`` returns at
-    least the cost objectives' columns (``ops``, ...); ``train`` returns ``delta_m`` and may return
-    ``metrics``, ``seconds``, ``steps``. With early stopping, ``train`` also calls
+    least the cost objectives' columns (``ops``, ...); ``train`` trains with ``seed`` (None: the
+    study's) and returns ``delta_m`` and may return ``metrics``, ``seconds``, ``steps``. With early stopping, ``train`` also calls
     ``on_rung(step, metrics, delta_m)`` at each of ``rungs``.
     """
 
@@ -63,7 +64,7 @@ class TrialEvaluator(Protocol):
 
     def cost(self, arch: Architecture) -> dict[str, Any]: ...
 
-    def train(self, arch: Architecture, *, rungs: Sequence[int] = (),
+    def train(self, arch: Architecture, *, seed: int | None = None, rungs: Sequence[int] = (),
               on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None) -> dict[str, Any]: ...
 
 
@@ -135,17 +136,30 @@ class TrialRunner:
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_id", arch.id)
         trial.set_user_attr("fidelity", self.config.fidelity)
-        trial.set_user_attr("seed", int(self.config.seed))
+        repeat = self.repeat_for(trial, arch)
+        trial.set_user_attr(REPEAT_ATTR, repeat)
+        trial.set_user_attr("seed", repeat_seed(self.config.seed, repeat))
         if "preset" not in trial.user_attrs:
             name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
             trial.set_user_attr("preset", name)
         return arch
 
+    def repeat_for(self, trial: optuna.trial.BaseTrial, arch: Architecture) -> int:
+        """The repeat index of a trial: the queued one, else (``repeats`` K > 1) the first index the
+        architecture lacks, so that a re-proposed architecture adds a repeat instead of a copy; 0 when
+        it has all K (the trial then copies a finished twin, :meth:`twin_of`)."""
+        if REPEAT_ATTR in trial.user_attrs:
+            return repeat_of(trial.user_attrs)
+        if self.config.repeats <= 1:
+            return 0
+        taken = taken_repeats(trial.study.get_trials(deepcopy=False), arch.id, exclude_number=trial.number)
+        return next((r for r in range(self.config.repeats) if r not in taken), 0)
+
     @staticmethod
-    def twin_of(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
-        """A COMPLETE trial of the same architecture: its result is copied, nothing is trained again."""
+    def twin_of(study: optuna.Study, arch_id: str, repeat: int = 0) -> optuna.trial.FrozenTrial | None:
+        """A COMPLETE trial of the same architecture and repeat: its result is copied, nothing is trained again."""
         for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if other.user_attrs.get("arch_id") == arch_id:
+            if other.user_attrs.get("arch_id") == arch_id and repeat_of(other.user_attrs) == repeat:
                 return other
         return None
 
@@ -160,7 +174,8 @@ class TrialRunner:
         return tuple(twin.values)
 
     # ------------------------------------------------------------------ measure
-    def measure(self, arch: Architecture, record: Record, *, on_rung: OnRung | None = None) -> tuple[float, ...]:
+    def measure(self, arch: Architecture, record: Record, *, on_rung: OnRung | None = None,
+                seed: int | None = None) -> tuple[float, ...]:
         """Cost and train ``arch``; return the objective values.
 
         Each result goes to ``record(key, value)`` as soon as it is known, so a training that fails
@@ -171,6 +186,7 @@ class TrialRunner:
         rung is appended to the ``rungs`` attribute (``{"step", "delta_m"}``; ``steps`` and
         ``seconds`` say how far it got) and ``on_rung(step, values at the rung)`` is called, which
         stops the trial by raising (the local backend) or by not returning (a Ray worker).
+        ``seed`` is the trial's training seed (its ``seed`` attribute; None: the study's).
         """
         from nas.training.train import resolve_device
 
@@ -188,10 +204,11 @@ class TrialRunner:
             record("refused", True)
             raise optuna.TrialPruned(reason)
         steps = self._rung_steps() if on_rung is not None else ()
+        seed = self.config.seed if seed is None else int(seed)
         if steps:
-            outcome = self.evaluator.train(arch, rungs=steps, on_rung=self._rung_recorder(cost, record, on_rung))
+            outcome = self.evaluator.train(arch, seed=seed, rungs=steps, on_rung=self._rung_recorder(cost, record, on_rung))
         else:
-            outcome = self.evaluator.train(arch)
+            outcome = self.evaluator.train(arch, seed=seed)
         for key, value in outcome.items():  # metrics, delta_m, task_delta, seconds, steps
             record(key, value)
         # a bound on a metric (--constraint depth.rmse<=0.62, --task-floor) is known only now
@@ -246,10 +263,21 @@ class TrialRunner:
         ``step``, against the rung's population in the study (every state, every process)."""
         from nas.search.early_stopping import rung_population
 
-        others = rung_population(study.get_trials(deepcopy=False), step, self.objectives,
-                                 exclude_number=number, exclude_arch=arch_id)
+        trials = study.get_trials(deepcopy=False)
+        others = rung_population(trials, step, self.objectives, exclude_number=number, exclude_arch=arch_id)
         return self.early_stopping.decide(values, others, [o.direction for o in self.objectives],
-                                          log=[is_log(o) for o in self.objectives])
+                                          log=[is_log(o) for o in self.objectives], tolerance=self.tolerance(trials))
+
+    def tolerance(self, trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[float, ...] | None:
+        """Per objective, the study's training noise (σ of Δm from its repeats; 0 for every other
+        objective), or None while it is unknown: early stopping never stops a trial for a Δm
+        difference below it."""
+        from analysis.repeats import pooled_noise
+
+        noise = pooled_noise(study_frame(trials, self.objectives))
+        if not noise.known:
+            return None
+        return tuple(noise.std if o.column == noise.column else 0.0 for o in self.objectives)
 
     def stop_at_rung(self, trial: optuna.trial.BaseTrial, arch_id: str, step: int, values: tuple[float, ...]) -> str | None:
         """Judge a rung; when the trial stops, record where and return why (else None)."""
@@ -273,12 +301,13 @@ class TrialRunner:
         raises ``optuna.TrialPruned``. Ctrl-C and a full disk are recorded and re-raised: the run stops.
         """
         arch = self.begin(trial)
-        twin = self.twin_of(trial.study, arch.id)
+        twin = self.twin_of(trial.study, arch.id, repeat_of(trial.user_attrs))
         try:
             if twin is not None:
                 values = self.copy_result(trial, twin)
             else:
-                values = self.measure(arch, trial.set_user_attr, on_rung=self._pruner(trial, arch))
+                values = self.measure(arch, trial.set_user_attr, on_rung=self._pruner(trial, arch),
+                                      seed=trial.user_attrs["seed"])
             self.constrain(trial)
             return values
         except optuna.TrialPruned:  # stopped at a rung: Optuna records it PRUNED, without values
@@ -318,15 +347,54 @@ class TrialRunner:
             trial.set_user_attr("fail_reason", outcome.reason)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
+    # ------------------------------------------------------------------ repeats
+    def queue_repeats(self, study: optuna.Study) -> list[str]:
+        """With ``repeats`` K > 1, after a trial: queue the missing repeats of every architecture on the
+        front (means over its trainings) and refresh the study's noise estimate (:data:`NOISE_ATTR`).
+
+        A queued repeat is an ordinary waiting trial with the architecture's parameters and its
+        ``repeat`` index: whichever process asks next (this loop, a worker, the Ray driver) runs
+        it, and a resumed study still holds it. Returns a line per architecture queued for.
+        """
+        if self.config.repeats <= 1:
+            return []
+        from analysis.repeats import pooled_noise
+
+        trials = study.get_trials(deepcopy=False)
+        study.set_user_attr(NOISE_ATTR, pooled_noise(study_frame(trials, self.objectives)).to_dict())
+        lines = []
+        for arch_id, wanted in missing_front_repeats(trials, self.objectives, self.config.repeats).items():
+            first = min((t for t in trials if t.user_attrs.get("arch_id") == arch_id
+                         and t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.number)
+            for repeat in wanted:
+                attrs = {REPEAT_ATTR: repeat, "arch_id": arch_id}
+                if first.user_attrs.get("outside_space"):
+                    study.enqueue_trial({}, user_attrs={**attrs, "preset": first.user_attrs["preset"], "outside_space": True})
+                else:
+                    study.enqueue_trial(dict(first.params), user_attrs=attrs)
+            label = first.user_attrs.get("preset") or arch_id
+            lines.append(f"queued repeat(s) {', '.join(map(str, wanted))} of {label} (on the front)")
+        return lines
+
     # ------------------------------------------------------------------ report
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> None:
+        """What every backend does once a trial is recorded: queue repeats, print the progress line."""
+        for line in self.queue_repeats(study):
+            self.log(line)
+        self.log(self.progress_line(study, trial, target))
+
     def progress_line(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> str:
-        """The one line printed after each trial: its outcome, the study's count, best Δm, front size."""
+        """The one line printed after each trial: its outcome, the study's count, best Δm, front size
+        (an architecture trained more than once counts with its mean)."""
+        from analysis.pareto import front_candidates, front_members
+
         done = len(study.get_trials(deepcopy=False, states=FINISHED))
         label = trial.user_attrs.get("preset") or trial.user_attrs.get("arch_id", "")
         counter = f"[{done}/{target}]" if target else f"[{done}]"
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        best = max((float(t.user_attrs.get("delta_m", float("nan"))) for t in complete), default=float("nan"))
-        front = len(study.best_trials) if complete else 0
+        frame = study_frame(study.get_trials(deepcopy=False), self.objectives)
+        means = front_candidates(frame, self.objectives, feasible_only=False)
+        best = float(means["delta_m"].max()) if len(means) else float("nan")
+        front = len(front_members(frame, self.objectives)) if len(frame) else 0
         return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
 
     def _status(self, trial: optuna.trial.FrozenTrial) -> str:
@@ -336,6 +404,7 @@ class TrialRunner:
         if trial.state == optuna.trial.TrialState.COMPLETE:
             result = "  ".join(f"{o.name} {v:.4g}" for o, v in zip(self.objectives, trial.values))
             extra = f" (same architecture as trial {attrs['duplicate_of']})" if "duplicate_of" in attrs else ""
+            extra += f" (repeat {attrs[REPEAT_ATTR]}, seed {attrs.get('seed')})" if attrs.get(REPEAT_ATTR) else ""
             return f"{result}  {attrs.get('seconds', 0.0):.1f}s{extra}{below_prior_note(attrs)}"
         if trial.state == optuna.trial.TrialState.PRUNED and "pruned_at_step" in attrs:
             step = attrs["pruned_at_step"]

@@ -1,0 +1,85 @@
+"""Do repeated trainings find a truer front at the same training time? (issue 20, item 5)
+
+Replays searches with ``--repeats 1``, ``2`` and ``3`` on tables of the same architectures trained
+with different seeds (``bimtdp bench tabulate --repeat R``), at equal total training time, and
+scores each search's believed front against the seed-averaged table's front
+(:mod:`nas.bench.noise`). Each replay seed also rotates which table plays repeat 0, so no single
+seed's table is "the" first training. Prints and writes (``--out``): the seeds' agreement (Kendall
+τ, |ΔΔm|), the pooled noise, every replay (runs.csv) and the summary (summary.csv).
+
+    PYTHONPATH=. python benchmarks/noise_fronts.py --space benchmarks/tables/mini-kd-shared.yaml \\
+        --tables benchmarks/tables/mini-quick.csv benchmarks/tables/mini-kd-quick-r1.csv \\
+        benchmarks/tables/mini-kd-quick-r2.csv --out results/noise-fronts
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nas.bench.noise import average_tables, replay_repeats, seed_agreement
+from nas.bench.table import TabularBenchmark
+from nas.search.study_tables import migrate_columns
+from search_spaces import load_space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", required=True, help="the space replayed (its architectures are looked up)")
+    parser.add_argument("--tables", nargs="+", required=True, help="one table per seed; the first gives the seconds")
+    parser.add_argument("--samplers", default="random,tpe")
+    parser.add_argument("--seeds", type=int, default=20, help="replays per sampler, K and budget")
+    parser.add_argument("--budgets", default="8,12,16,24,36", help="training time, in mean trainings of the space")
+    parser.add_argument("--out", default="results/noise-fronts")
+    args = parser.parse_args()
+
+    space = load_space(args.space)
+    ids = {a.id for a in space.enumerate()}
+    tables = [migrate_columns(pd.read_csv(p)) for p in args.tables]
+    tables = [t[t["arch_id"].isin(ids)].reset_index(drop=True) for t in tables]
+    truth_table = average_tables(tables)
+    common = set(truth_table["arch_id"])
+    tables = [t[t["arch_id"].isin(common)].reset_index(drop=True) for t in tables]
+    print(f"{args.space}: {len(ids)} architectures, {len(common)} completed in all {len(tables)} tables")
+    agreement = seed_agreement(tables)
+    print(agreement.to_string(index=False))
+    # Pooled within-architecture std over the tables (every architecture has len(tables) trainings).
+    noise = float(np.sqrt((truth_table["delta_m_std"] ** 2).mean()))
+    print(f"pooled noise: Δm std {noise:.3f} points over {len(common)} architectures "
+          f"({len(common) * (len(tables) - 1)} degrees of freedom); Δm spread between architectures "
+          f"(std of the means) {truth_table['delta_m'].std():.3f}")
+    benches = [TabularBenchmark(t, source=p) for t, p in zip(tables, args.tables)]
+    truth = TabularBenchmark(truth_table, source="seed average")
+    mean_seconds = float(np.mean([benches[0].seconds(a) for a in common]))
+    print(f"true front ({len(truth.front())}): {list(truth.front()['arch_id'])}; one training ≈ {mean_seconds:.1f} s")
+    rows, started = [], time.perf_counter()
+    for budget in [int(b) for b in args.budgets.split(",")]:
+        for sampler in args.samplers.split(","):
+            for repeats in range(1, len(tables) + 1):
+                for seed in range(args.seeds):
+                    order = [benches[(seed + k) % len(benches)] for k in range(len(benches))]
+                    result = replay_repeats(order, truth, space, sampler, repeats=repeats, seed=seed,
+                                            budget_seconds=budget * mean_seconds)
+                    rows.append({"budget_trainings": budget, **result})
+    runs = pd.DataFrame(rows)
+    summary = (runs.groupby(["budget_trainings", "sampler", "repeats"])
+               .agg(hv_ratio=("hv_ratio", "mean"), hv_std=("hv_ratio", "std"), true_members=("true_members", "mean"),
+                    front=("front", "mean"), architectures=("architectures", "mean"), gap=("believed_gap", "mean"),
+                    seeds=("seed", "count"))
+               .reset_index())
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{len(runs)} replays in {time.perf_counter() - started:.0f} s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    agreement.to_csv(out / "agreement.csv", index=False)
+    truth_table.to_csv(out / "seed-average.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()
