@@ -267,7 +267,8 @@ def _front_lines(data: ReportData) -> list[str]:
                      "reflects a training failure rather than the design.")
     if repeated:
         notes.append("An architecture trained more than once (`--repeats`) is listed with its mean over its "
-                     "trainings; Δm spread is their sample standard deviation.")
+                     "trainings, Δm less each repeat's shared seed shift (`analysis.repeats`); Δm spread is the "
+                     "standard deviation of its trainings after that correction.")
     notes.append(f"Training noise: {data.noise.describe()}.")
     if sure:
         notes.append("P(non-dominated): how often the member stays on the front when every architecture's mean Δm "

@@ -8,7 +8,10 @@ examples:
   bimtdp bench latency --preset bi-mtdp-f --layers
 
 `tabulate` is an ordinary study (results/bench-<space>-<fidelity>/ unless --study says otherwise):
-re-running it resumes, and failed architectures are retried once per run. `compare` looks up
+re-running it resumes, and failed architectures are retried once per run. `--repeat R` trains every
+architecture as a search's repeat R would (seed + 1000·R, the teacher of --seed; its own study,
+bench-<space>-<fidelity>-r<R>): tables of several repeats measure the training noise
+(benchmarks/noise_fronts.py replays `search --repeats K` on them). `compare` looks up
 every proposed architecture in the table instead of training it and writes curves.csv,
 summary.csv and hv_regret.png (plus hv_regret_trainings.png) to --out; with --early-stopping it
 also replays each sampler with the rule (on the table's Δm after 1/8 … 7/8 of the budget) and
