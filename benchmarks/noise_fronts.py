@@ -54,7 +54,7 @@ def main() -> None:
           f"(std of the means) {truth_table['delta_m'].std():.3f}")
     benches = [TabularBenchmark(t, source=p) for t, p in zip(tables, args.tables)]
     truth = TabularBenchmark(truth_table, source="seed average")
-    mean_seconds = float(np.mean([benches[0].seconds(a) for a in common]))
+    mean_seconds = float(np.mean([truth.seconds(a) for a in common]))
     print(f"true front ({len(truth.front())}): {list(truth.front()['arch_id'])}; one training ≈ {mean_seconds:.1f} s")
     rows, started = [], time.perf_counter()
     for budget in [int(b) for b in args.budgets.split(",")]:

@@ -8,8 +8,8 @@ Each table holds one training per architecture made with one seed (``bimtdp benc
 member's missing repeats are queued (:func:`nas.search.repeats.missing_front_repeats`), a re-proposed
 architecture adds a repeat while it has fewer than K, and training r of an architecture reads
 table r. It stops at a budget of training seconds (each training costs its architecture's
-``seconds`` in the first table, the same for every repeat: the same network costs the same to
-train), so searches with K = 1, 2, 3 are compared at equal total training time. A search is scored
+``seconds`` in the truth table, which :func:`average_tables` takes from the first table: the same
+network costs the same to train, whichever seed and however loaded the machine was), so searches with K = 1, 2, 3 are compared at equal total training time. A search is scored
 by the front it *believes* in (means of what it trained), valued at the true (averaged) Δm: the
 hypervolume of those architectures' true values as a fraction of the true front's, and how many of
 its members are truly on the front.
@@ -109,7 +109,7 @@ def replay_repeats(
             repeat = next((r for r in range(repeats) if r not in taken), None)
         values = benches[repeat if repeat is not None else 0].values(arch.id)
         if values is None:  # failed in that table: fails here too (its time is spent)
-            spent += benches[0].seconds(arch.id)
+            spent += truth.seconds(arch.id)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         trial.set_user_attr("arch_id", arch.id)
@@ -118,7 +118,7 @@ def replay_repeats(
             trial.set_user_attr(REPEAT_ATTR, 0)
         else:
             trial.set_user_attr(REPEAT_ATTR, repeat)
-            spent += benches[0].seconds(arch.id)
+            spent += truth.seconds(arch.id)
             trainings += 1
         idle = idle + 1 if repeat is None else 0
         study.tell(trial, list(values))
