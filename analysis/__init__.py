@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         plot_hv_regret,
         plot_hypervolume,
         plot_importances,
+        plot_retrain,
         plot_task_metrics,
         plot_tradeoff,
     )
@@ -37,6 +38,7 @@ _PLOTS = (
     "plot_hv_regret",
     "plot_hypervolume",
     "plot_importances",
+    "plot_retrain",
     "plot_task_metrics",
     "plot_tradeoff",
 )

@@ -48,6 +48,8 @@ from analysis.tradeoff import TradeoffData, tradeoff_data
 if TYPE_CHECKING:
     import optuna
 
+    from analysis.retrain import RetrainComparison
+
 __all__ = [
     "COMPARISON_PLOTS",
     "DPI",
@@ -63,6 +65,7 @@ __all__ = [
     "plot_importances",
     "plot_pairwise",
     "plot_parallel",
+    "plot_retrain",
     "plot_task_metrics",
     "plot_tradeoff",
 ]
@@ -751,6 +754,53 @@ def plot_importances(importances: Mapping[str, Mapping[str, float]], path: str |
 
 
 # ------------------------------------------------------------------------------------------ all
+
+
+def retrain_filename(fidelity: str) -> str:
+    """The file :func:`plot_retrain` is written to for a fidelity, inside a study's ``plots/``."""
+    return f"retrain_{fidelity}.png"
+
+
+def plot_retrain(comparison: RetrainComparison, path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Proxy Δm (x) against retrained Δm (y), one point per retrained architecture.
+
+    Filled points are on the front after retraining, hollow ones left it; red edges mark members of
+    the proxy's front. The dashed line is y = x: points above it gained Δm with the longer training
+    (each Δm is against the teacher of its own budget). Returns the plotted table.
+    """
+    table = comparison.table
+    if table.empty:
+        raise NothingToPlot("no retrained architecture")
+    figure = _figure((7.5, 5.5))
+    ax = figure.add_subplot()
+    _style(ax)
+    x, y = table["proxy_delta_m"].to_numpy(float), table["delta_m"].to_numpy(float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if finite.any():
+        low, high = min(x[finite].min(), y[finite].min()), max(x[finite].max(), y[finite].max())
+        pad = 0.05 * (high - low or 1.0)
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], linestyle="--", color="0.6", linewidth=1, zorder=1,
+                label="y = x (same Δm)")
+    on_front = table["on_retrained_front"].astype(bool).to_numpy()
+    proxy_front = table["on_proxy_front"].astype(bool).to_numpy()
+    for front, marker_face, label in ((True, _COLOR["front"], "on the front after retraining"),
+                                      (False, "white", "off the front after retraining")):
+        chosen = on_front == front
+        if chosen.any():
+            ax.scatter(x[chosen], y[chosen], s=60, facecolor=marker_face if front else "white",
+                       edgecolor=np.where(proxy_front[chosen], _COLOR["front"], _COLOR["trial"]), linewidth=1.6,
+                       zorder=3, label=label)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    labels = [(float(a), float(b), str(p) if isinstance(p, str) and p else str(i))
+              for a, b, p, i in zip(x, y, table.get("preset", [""] * len(table)), table["arch_id"]) if np.isfinite(a) and np.isfinite(b)]
+    ax.set_xlabel(f"Δm at the proxy ({comparison.proxy_fidelity or 'search fidelity'}) (%)")
+    ax.set_ylabel(f"Δm retrained at {comparison.fidelity} (%)")
+    tau = "–" if not math.isfinite(comparison.tau) else f"{comparison.tau:.2f}"
+    ax.set_title(f"Proxy vs retrained Δm ({comparison.n} architectures, Kendall τ {tau}); red edge: on the proxy's front",
+                 fontsize=10)
+    _place_labels(ax, labels, [(a, b) for a, b, _ in labels])
+    _save(figure, path)
+    return table
 
 
 def plot_all(

@@ -24,6 +24,7 @@ from analysis.objectives import COST_COLUMNS, ObjectiveLike, label_of, short_of
 from analysis.confidence import noisy_front
 from analysis.pareto import below_prior_tasks, knee_point
 from analysis.repeats import Noise
+from analysis.retrain import RetrainComparison, compare_retrain
 
 __all__ = ["PLOT_CAPTIONS", "ReportData", "RunSummary", "render_report", "report_data"]
 
@@ -84,6 +85,9 @@ class ReportData:
     plots: dict[str, str] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
     skipped_plots: dict[str, str] = field(default_factory=dict)
+    #: the proxy against each retraining fidelity (``bimtdp retrain``), and their plots (relative paths)
+    retrain: tuple[RetrainComparison, ...] = ()
+    retrain_plots: dict[str, str] = field(default_factory=dict)
 
 
 def _times(trials: pd.DataFrame) -> float:
@@ -136,6 +140,8 @@ def report_data(
     exports: Mapping[str, str] | None = None,
     skipped_plots: Mapping[str, str] | None = None,
     tasks: Mapping[str, DescribesMetrics] | None = None,
+    retrained: Mapping[str, pd.DataFrame] | None = None,
+    retrain_plots: Mapping[str, str] | None = None,
 ) -> ReportData:
     """Compute what the report shows.
 
@@ -148,6 +154,8 @@ def report_data(
         exports: arch id → export folder relative to the report (existing exports only).
         skipped_plots: plot name → why it was not drawn.
         tasks: the task registry, for each task's primary metric, label and direction.
+        retrained: fidelity → the study's ``retrain.csv`` at that fidelity (``bimtdp retrain``).
+        retrain_plots: fidelity → the proxy-vs-retrained plot, relative to the report.
     """
     objectives = tuple(objectives)
     front, noise = noisy_front(trials, objectives, feasible_only=True)
@@ -166,6 +174,9 @@ def report_data(
         plots=dict(plots or {}),
         exports=dict(exports or {}),
         skipped_plots=dict(skipped_plots or {}),
+        retrain=tuple(compare_retrain(trials, table, objectives, fidelity=name, tasks=tasks)
+                      for name, table in (retrained or {}).items() if len(table)),
+        retrain_plots=dict(retrain_plots or {}),
     )
 
 
@@ -282,6 +293,43 @@ def _front_lines(data: ReportData) -> list[str]:
     return lines
 
 
+def _retrain_lines(comparison: RetrainComparison, plot: str | None) -> list[str]:
+    """The section on one retraining fidelity: does longer training keep the proxy's verdict?"""
+    proxy = comparison.proxy_fidelity or "the search's fidelity"
+    lines = [f"## Retrained at `{comparison.fidelity}`", "",
+             f"{comparison.n} architecture(s) retrained with `bimtdp retrain --fidelity {comparison.fidelity}`; "
+             f"their Δm at the proxy (`{proxy}`) and after retraining, each against the FP teacher of its own budget. "
+             "Best retrained first.", ""]
+    header = ["trial", "preset", "arch id", "Δm proxy", "Δm retrained"]
+    header += [f"{m.task} {m.label} {m.arrow} (proxy → retrained)" for m in comparison.metrics]
+    header.append("front (proxy → retrained)")
+    rows = []
+    for _, row in comparison.table.iterrows():
+        cells: list[Any] = [int(row["number"]), row.get("preset") if isinstance(row.get("preset"), str) else "",
+                            f"`{row['arch_id']}`", _number(row["proxy_delta_m"], 4), _number(row["delta_m"], 4)]
+        cells += [f"{_number(row[f'proxy.{m.column}'], 4)} → {_number(row[m.column], 4)}" for m in comparison.metrics]
+        before, after = bool(row["on_proxy_front"]), bool(row["on_retrained_front"])
+        cells.append({(True, True): "stays", (True, False): "leaves", (False, True): "joins", (False, False): "–"}[(before, after)])
+        rows.append(cells)
+    lines += _table(header, rows)
+    tau = (f"**{comparison.tau:.2f}** (p = {comparison.tau_p:.2g}, n = {comparison.n})" if math.isfinite(comparison.tau)
+           else f"undefined (n = {comparison.n}: fewer than two architectures, or a constant Δm)")
+    lines += ["", f"- Kendall τ between the proxy's and the retrained Δm ranking: {tau}.",
+              f"- On the front after retraining: {len(comparison.stay)} of the proxy's "
+              f"{len(comparison.stay) + len(comparison.leave)} front member(s) stay"
+              + (f"; leave: {', '.join(f'`{a}`' for a in comparison.leave)}" if comparison.leave else "")
+              + (f"; join: {', '.join(f'`{a}`' for a in comparison.join)}" if comparison.join else "") + "."]
+    best = comparison.best_binary
+    if best is not None and math.isfinite(float(best["delta_m"])):
+        name = best["preset"] if isinstance(best.get("preset"), str) and best.get("preset") else f"`{best['arch_id']}`"
+        lines.append(f"- Best retrained binary network: trial {int(best['number'])} ({name}), Δm {float(best['delta_m']):+.2f} % "
+                     f"against the FP teacher at `{comparison.fidelity}` (proxy: {float(best['proxy_delta_m']):+.2f} %).")
+    lines.append("")
+    if plot:
+        lines += [f"![proxy vs retrained Δm at {comparison.fidelity}]({plot})", ""]
+    return lines
+
+
 def render_report(data: ReportData) -> str:
     """The report as Markdown (plots and exports as relative links)."""
     config = data.config
@@ -309,6 +357,8 @@ def render_report(data: ReportData) -> str:
     if data.skipped_plots:
         lines.append("Not drawn: " + "; ".join(f"{n} ({why})" for n, why in data.skipped_plots.items()) + ".")
         lines.append("")
+    for comparison in data.retrain:
+        lines += _retrain_lines(comparison, data.retrain_plots.get(comparison.fidelity))
     lines += ["## Configuration", ""]
     lines += _table(["setting", "value"], [(f"`{k}`", _config_value(v)) for k, v in data.config.items() if k != "space_definition"])
     run = data.run

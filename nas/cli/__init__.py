@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "worker": ("worker", "join a study from another process or machine"),
     "predict": ("predict", "run an exported network on images: predictions as PNG and .npy"),
     "train": ("train", "train one architecture and print its metrics"),
+    "retrain": ("retrain", "retrain a study's chosen architectures longer, next to the study"),
     "bench": ("bench", "tabular benchmarks: tabulate a small space, replay samplers on the table"),
 }
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
 __all__ = [
-    "add_dataset", "add_device", "add_json", "add_ray", "add_results_dir", "add_study", "add_subverb", "print_json",
-    "ray_options",
+    "add_dataset", "add_device", "add_json", "add_ray", "add_results_dir", "add_selection", "add_study", "add_subverb",
+    "print_json", "ray_options", "selection_of",
 ]
 
 
@@ -73,3 +74,30 @@ def ray_options(args: argparse.Namespace) -> Any:
 
     return RayOptions(address=args.ray_address, concurrency=args.concurrency,
                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number: {text!r}")
+    return value
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """Which trials of a study a verb acts on (export, retrain); read back with :func:`selection_of`."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, metavar="N", help="the COMPLETE trial number N")
+    which.add_argument("--knee", action="store_true", help="the knee point of the feasible Pareto front")
+    which.add_argument("--pareto", action="store_true", help="every member of the feasible Pareto front")
+    which.add_argument("--best-under-ops", type=_positive_number, metavar="X",
+                       help="the feasible complete trial with the highest Δm among those with OPs <= X")
+
+
+def selection_of(args: argparse.Namespace) -> Any:
+    """The :class:`nas.deploy.export.Selection` of parsed :func:`add_selection` options."""
+    from nas.deploy.export import Selection
+
+    return Selection(trial=args.trial, knee=args.knee, pareto=args.pareto, best_under_ops=args.best_under_ops)

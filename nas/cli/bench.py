@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "  bimtdp bench tabulate --space mini --fidelity smoke --backend ray --concurrency 2\n")
     tab.add_argument("--space", default="mini", help="a space small enough to enumerate (default: mini)")
     add_dataset(tab)
-    tab.add_argument("--fidelity", default="quick", help="smoke, quick, proxy or full (default: quick)")
+    tab.add_argument("--fidelity", default="quick", help="smoke, quick, proxy, long or full (default: quick)")
     tab.add_argument("--seed", type=int, default=0, help="seed of the teacher and of every training (default: 0)")
     tab.add_argument("--repeat", type=int, default=0, metavar="R",
                      help="train every architecture as repeat R: seed + 1000·R, against the teacher of --seed "

@@ -1,7 +1,9 @@
 """Write results/<study>/report.md: the Pareto table, the plots, the configuration, how it ran.
 
 Plots missing from results/<study>/plots/ are drawn first (bimtdp plot); existing exports
-(bimtdp export) are linked from the Pareto table. The report uses relative links only, so the
+(bimtdp export) are linked from the Pareto table. Architectures retrained with bimtdp retrain get a
+section per fidelity: proxy against retrained Δm and task metrics, Kendall τ, who stays on the front,
+and a plot (plots/retrain_<fidelity>.png). The report uses relative links only, so the
 study folder can be moved or published as it is.
 
 examples:
@@ -30,9 +32,10 @@ def write_report(study_name: str, *, storage: str | None = None, results_dir: st
                  replot: bool = False) -> dict:
     """Write ``report.md`` (drawing missing plots first); return what was written."""
     from analysis.atomic import atomic_write_text
-    from analysis.plots import FILENAMES
+    from analysis.plots import FILENAMES, plot_retrain
     from analysis.report import render_report, report_data
     from nas.cli.plot import write_plots
+    from nas.deploy.retrain_files import retrain_tables
     from nas.model.tasks import TASKS
     from nas.results import study_dir
     from nas.search.study_open import load_existing
@@ -53,11 +56,23 @@ def write_report(study_name: str, *, storage: str | None = None, results_dir: st
     for arch_id in trials.get("arch_id", []):
         if arch_id and (directory / "exports" / str(arch_id) / "manifest.json").is_file():
             exports[str(arch_id)] = f"exports/{arch_id}"
+    retrained = retrain_tables(directory)
     data = report_data(trials, objectives, study=study_name, config=config, plots=plots, exports=exports,
-                       skipped_plots={k: v for k, v in skipped.items() if k not in plots}, tasks=TASKS)
+                       skipped_plots={k: v for k, v in skipped.items() if k not in plots}, tasks=TASKS,
+                       retrained=retrained, retrain_plots=_retrain_plots(retrained, plots_dir))
+    for comparison in data.retrain:  # drawn every time: retraining adds networks between reports
+        plot_retrain(comparison, directory / data.retrain_plots[comparison.fidelity])
+        drawn.append(directory / data.retrain_plots[comparison.fidelity])
     path = atomic_write_text(directory / "report.md", render_report(data))
     return {"report": path, "plots": [directory / p for p in plots.values()], "drawn": drawn,
             "exports": list(exports), "front": [int(n) for n in data.front["number"]] if len(data.front) else []}
+
+
+def _retrain_plots(retrained: dict, plots_dir) -> dict[str, str]:
+    """fidelity → its proxy-vs-retrained plot, relative to the report."""
+    from analysis.plots import retrain_filename
+
+    return {fidelity: f"{plots_dir.name}/{retrain_filename(fidelity)}" for fidelity in retrained}
 
 
 def _displayed_config(stored: dict, directory) -> dict:

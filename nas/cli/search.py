@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, metavar="NAME", help="study name (a folder under the results root)")
     parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
     add_dataset(parser)
-    parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
+    parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy, long or full (default: proxy)")
     from nas.search.samplers import SAMPLERS
 
     parser.add_argument("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")

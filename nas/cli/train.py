@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--preset", metavar="NAME", help="a named paper variant: mtdp-fp, bi-mtdp-f, bi-mtdp-c, bi-mtdp-naive")
     which.add_argument("--arch", metavar="FILE", help="an architecture file (.json or .yaml), e.g. an export's arch.json")
-    parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy or full (default: proxy)")
+    parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy, long or full (default: proxy)")
     add_dataset(parser)
     parser.add_argument("--seed", type=int, default=0, help="initialisation, batch order and teacher seed (default 0)")
     add_device(parser)

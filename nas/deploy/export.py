@@ -3,9 +3,12 @@
 An export is one folder, ``results/<study>/exports/<arch-id>/``::
 
     arch.json       the architecture, a plain file for nas.model.arch.load_architecture / `bimtdp train --arch`
-    weights.pt      the proxy-trained state_dict (tensors only: loads with torch.load(weights_only=True))
+    weights.pt      the trained state_dict (tensors only: loads with torch.load(weights_only=True)): the
+                    longest retraining's (``bimtdp retrain``, nas.deploy.retrain) when there is one, else
+                    the search's proxy weights; the manifest's ``weights`` says which
     cost.json       the full cost report at the dataset's cost resolution, per-module table included
-    metrics.json    the trial's metrics, Δm, fidelity, study and trial number
+    metrics.json    the shipped weights' metrics and Δm, fidelity, study and trial number (and, for
+                    retrained weights, the proxy's under ``proxy``)
     model.pt2       the deployable graph (torch.export), or model.ts (TorchScript) when export fails
     README.md       the graph's input and output contract in words, and what the checks below prove
     manifest.json   sha256 and size of every file above, the arch id, the dataset, the graph format,
@@ -164,6 +167,8 @@ class ExportResult:
     graph_format: str | None
     graph_note: str
     files: tuple[str, ...]
+    #: which weights were shipped (``{"source": "search" | "retrain", "fidelity", "file"}``); None: none
+    weights: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +179,7 @@ class ExportResult:
             "graph_format": self.graph_format,
             "graph_note": self.graph_note,
             "files": list(self.files),
+            "weights": dict(self.weights) if self.weights else None,
         }
 
 
@@ -437,6 +443,7 @@ def export_architecture(
     graph: bool = True,
     graph_formats: Sequence[str] = ("torch.export", "torchscript"),
     latency: Mapping[str, Any] | None = None,
+    weights_source: Mapping[str, Any] | None = None,
 ) -> tuple[Path, str | None, str]:
     """Write one export folder ``<exports_dir>/<arch.id>/`` atomically.
 
@@ -451,6 +458,8 @@ def export_architecture(
         graph_formats: formats to try, in order (see :func:`build_graph`).
         latency: the measured latency and its processor (a study's ``latency*`` attributes), added
             to ``cost.json`` when given.
+        weights_source: where ``state_dict`` comes from (``{"source": "search" | "retrain",
+            "fidelity": ...}``), written into the manifest as ``weights``.
 
     Returns:
         The folder, the graph format written (or ``None``) and the note saying why.
@@ -498,6 +507,7 @@ def export_architecture(
         **contract,
         "torch": torch.__version__,
         "graph": {"format": graph_format, "file": GRAPH_FILES.get(graph_format or ""), "note": graph_note},
+        "weights": dict(weights_source or {}) if state_dict is not None else None,
         "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(files.items())},
     }
     files["manifest.json"] = json_bytes(manifest)
@@ -548,15 +558,10 @@ def export_trials(
     Raises:
         ConfigError: a trial's weights are missing (the message says how to get them).
     """
-    import torch
-
     directory = Path(study_directory)
     dataset = config.get("dataset", "synth")
-    missing = []
-    for trial in trials:
-        path = directory / "weights" / f"{trial.user_attrs['arch_id']}.pt"
-        if weights and not path.is_file():
-            missing.append((trial, path))
+    sources = {t.number: _weights_source(directory, t) for t in trials} if weights else {}
+    missing = [(t, sources[t.number][1]) for t in trials if weights and not sources[t.number][1].is_file()]
     for trial in trials:
         _check_writable_target(directory / "exports", trial.user_attrs["arch_id"])
     if missing:
@@ -564,22 +569,24 @@ def export_trials(
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(
             f"trial {trial.number} (arch {trial.user_attrs['arch_id']}): no trained weights at {path}{more}; "
-            "export the architecture alone with --no-weights, then retrain it with "
-            "`bimtdp train --arch <export>/arch.json --fidelity full`"
+            "export the architecture alone with --no-weights, or retrain it with "
+            f"`bimtdp retrain --study {study.study_name} --trial {trial.number} --fidelity long`"
         )
     results = []
     for trial in trials:
         arch = Architecture.from_dict(trial.user_attrs["arch"])
-        state = None
+        metrics = _trial_metrics(trial, study.study_name, config)
+        state, source = None, None
         if weights:
-            path = directory / "weights" / f"{arch.id}.pt"
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as error:
-                raise ConfigError(f"{path}: cannot read the trained weights ({type(error).__name__}: {error})") from None
+            source, path, record = sources[trial.number]
+            state = _read_state(path)
+            if record is not None:  # the shipped weights' metrics; the search's stay under "proxy"
+                metrics = {**metrics, **{k: record[k] for k in ("metrics", "delta_m", "fidelity", "steps", "seconds", "seed")},
+                           "proxy": {k: metrics.get(k) for k in ("fidelity", "delta_m", "metrics", "steps", "seconds")}}
         out, graph_format, note = export_architecture(
-            arch, state, directory / "exports", dataset=dataset, metrics=_trial_metrics(trial, study.study_name, config),
+            arch, state, directory / "exports", dataset=dataset, metrics=metrics,
             graph=graph, latency={k: trial.user_attrs[k] for k in LATENCY_COLUMNS if k in trial.user_attrs},
+            weights_source=source,
         )
         results.append(
             ExportResult(
@@ -590,9 +597,32 @@ def export_trials(
                 graph_format=graph_format,
                 graph_note=note,
                 files=tuple(sorted(p.name for p in out.iterdir())),
+                weights=source,
             )
         )
     return results
+
+
+def _weights_source(directory: Path, trial: "optuna.trial.FrozenTrial") -> tuple[dict[str, Any], Path, dict[str, Any] | None]:
+    """Which weights an export of ``trial`` ships: the longest retraining's (with its record), else the search's."""
+    from nas.deploy.retrain_files import retrained_weights
+
+    arch_id = trial.user_attrs["arch_id"]
+    retrained = retrained_weights(directory, arch_id)
+    if retrained is not None:
+        record, path = retrained
+        return {"source": "retrain", "fidelity": record["fidelity"], "file": path.relative_to(directory).as_posix()}, path, record
+    path = directory / "weights" / f"{arch_id}.pt"
+    return {"source": "search", "fidelity": trial.user_attrs.get("fidelity"), "file": path.relative_to(directory).as_posix()}, path, None
+
+
+def _read_state(path: Path) -> Mapping[str, "torch.Tensor"]:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ConfigError(f"{path}: cannot read the trained weights ({type(error).__name__}: {error})") from None
 
 
 # ------------------------------------------------------------------------------------ reading

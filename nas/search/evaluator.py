@@ -110,6 +110,21 @@ class Evaluator:
         ``seed``: the training's seed (None: the evaluator's); the teacher is always the evaluator's.
         Weights are kept for a training at the evaluator's seed only (a repeat leaves them as they are).
         """
+        record, model = self.fit(arch, seed=seed, rungs=rungs, on_rung=on_rung)
+        if self.keep_weights and (seed is None or int(seed) == self.seed):
+            self._save_weights(arch, model)
+        return record
+
+    def fit(
+        self,
+        arch: Architecture,
+        *,
+        seed: int | None = None,
+        rungs: Sequence[int] = (),
+        on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
+    ) -> tuple[dict[str, Any], torch.nn.Module]:
+        """:meth:`train` without keeping the weights: the record and the trained network (retraining
+        keeps them elsewhere, :mod:`nas.deploy.retrain`)."""
         from nas.training.prior import below_prior
         from nas.training.train import fit
 
@@ -117,22 +132,19 @@ class Evaluator:
         state = self._state
         teacher = state["teacher"]
         seed = self.seed if seed is None else int(seed)
-        keep = self.keep_weights and seed == self.seed
         if arch.id == teacher.arch.id and seed == self.seed:
             # The FP preset at the study's seed *is* the teacher: same network, same training.
-            if keep:
-                self._save_weights(arch, teacher.model)
-            return {"metrics": teacher.metrics, "delta_m": 0.0, "task_delta": self._task_delta(teacher.metrics),
-                    "seconds": 0.0, "steps": self.fidelity.steps, "below_prior": below_prior(teacher.metrics, state["prior"])}
+            return ({"metrics": teacher.metrics, "delta_m": 0.0, "task_delta": self._task_delta(teacher.metrics),
+                     "seconds": 0.0, "steps": self.fidelity.steps, "below_prior": below_prior(teacher.metrics, state["prior"])},
+                    teacher.model)
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
             teacher=teacher, seed=seed, device=state["device"], reference=teacher.metrics,
             rungs=rungs, on_rung=on_rung,
         )
-        if keep:
-            self._save_weights(arch, model)
-        return {"metrics": result.metrics, "delta_m": result.delta_m, "task_delta": self._task_delta(result.metrics),
-                "seconds": result.seconds, "steps": result.steps, "below_prior": below_prior(result.metrics, state["prior"])}
+        return ({"metrics": result.metrics, "delta_m": result.delta_m, "task_delta": self._task_delta(result.metrics),
+                 "seconds": result.seconds, "steps": result.steps, "below_prior": below_prior(result.metrics, state["prior"])},
+                model)
 
     def _task_delta(self, metrics: dict[str, Any]) -> dict[str, float]:
         """Each task's term of Δm against the teacher (what ``--task-floor`` bounds)."""

@@ -26,7 +26,7 @@ from typing import Any
 from nas.search.ray_searcher import ATTRS, FAILED, RUNG, SPEC
 from nas.search.trial_runner import TrialRunner, fail_reason
 
-__all__ = ["TEACHER_FILES", "read_teacher", "teacher_location", "trainable"]
+__all__ = ["TEACHER_FILES", "materialise_teacher", "read_teacher", "teacher_location", "trainable"]
 
 TEACHER_FILES = ("key.json", "weights.pt", "metrics.json")
 #: One runner per worker process and setup.
@@ -45,7 +45,7 @@ def read_teacher(directory: Path) -> dict[str, bytes]:
     return {name: (directory / name).read_bytes() for name in TEACHER_FILES if (directory / name).is_file()}
 
 
-def _materialise_teacher(files: dict[str, bytes], directory: Path) -> None:
+def materialise_teacher(files: dict[str, bytes], directory: Path) -> None:
     """Write the driver's teacher into ``directory`` unless the same one is already there."""
     key = directory / "key.json"
     if not files or (key.is_file() and key.read_bytes() == files.get("key.json")):
@@ -71,7 +71,7 @@ def _runner(setup: dict[str, Any]) -> TrialRunner:
     config = setup["config"]
     cache_key = json.dumps([config.to_dict(), setup["device"]], sort_keys=True, default=str)
     if cache_key not in _RUNNERS:
-        _materialise_teacher(setup["teacher"], teacher_location(config))
+        materialise_teacher(setup["teacher"], teacher_location(config))
         factory = setup.get("factory")
         evaluator = factory(config, setup["device"]) if factory is not None else None
         runner = TrialRunner(config, evaluator=evaluator, log=lambda line: None, device=setup["device"])

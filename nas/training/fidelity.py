@@ -20,7 +20,7 @@ class Fidelity:
     """How much training and evaluation one trial gets.
 
     Attributes:
-        name: the name it is known by (``smoke``, ``quick``, ``proxy``, ``full`` or a custom one).
+        name: the name it is known by (``smoke``, ``quick``, ``proxy``, ``long``, ``full`` or a custom one).
         resolution: square training and evaluation resolution in pixels (a multiple of 32).
         train_images: number of distinct training images.
         eval_images: number of validation images the metrics are computed on.
@@ -74,6 +74,10 @@ class Fidelity:
 #:   the previous proxy (300 steps, lr 2e-3) had 0.91 / 0.73, at half the compute (25 vs 51 CPU s
 #:   per architecture on one thread). Its Δm under-resolves semseg even more than the old proxy
 #:   did (the teacher reaches 0.38 mIoU instead of 0.48): trust rankings, not absolute Δm.
+#: * ``long``: retraining on a CPU, between ``proxy`` and ``full``: 1500 steps at batch 32, 64 px, lr 2e-3,
+#:   2048 train / 512 val scenes. The reference budget ``proxy`` was tuned against (docs/EXPERIMENTS.md,
+#:   "Proxy quality", where it is called ``long``), so the proxy's rank agreement with it is measured.
+#:   Measured per architecture on one thread: docs/BENCHMARKS.md, "Fidelities".
 #: * ``full``: retraining an exported architecture: 5000 steps at 128 px on 4096 scenes.
 FIDELITIES: dict[str, Fidelity] = {
     f.name: f
@@ -81,6 +85,7 @@ FIDELITIES: dict[str, Fidelity] = {
         Fidelity("smoke", resolution=32, train_images=16, eval_images=8, steps=3, batch_size=4),
         Fidelity("quick", resolution=64, train_images=256, eval_images=64, steps=200, batch_size=16),
         Fidelity("proxy", resolution=64, train_images=512, eval_images=128, steps=150, batch_size=32, lr=4e-3),
+        Fidelity("long", resolution=64, train_images=2048, eval_images=512, steps=1500, batch_size=32),
         Fidelity("full", resolution=128, train_images=4096, eval_images=512, steps=5000, batch_size=32),
     )
 }
