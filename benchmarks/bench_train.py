@@ -10,11 +10,17 @@ Two measurements (see docs/BENCHMARKS.md for the figures and the machine):
 2. ``trial``: one ``proxy`` trial of ``bi-mtdp-f`` as a search runs it, the teacher cached and the
    data loaded: build + cost at the cost resolution + fit (train, evaluate) + result bookkeeping;
    the overhead is everything but the optimiser steps.
+3. ``fidelities``: what one architecture costs at each named fidelity (smoke ... full), in CPU
+   seconds of this process: ``--rounds`` training steps per (fidelity, network) at the fidelity's
+   batch and resolution (median, KD included as ``fit`` does it), the evaluation per image, and the
+   scene rendering per image (once per dataset, cached); per architecture = steps × step +
+   eval images × eval. CPU time, not wall time: a loaded machine stretches wall time, not this much.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_train.py steps --threads 2 --rounds 40
     .venv/bin/python benchmarks/bench_train.py trial --threads 2     # trains the teacher once if absent
+    .venv/bin/python benchmarks/bench_train.py fidelities --threads 1 --rounds 8
 """
 
 from __future__ import annotations
@@ -38,8 +44,8 @@ from nas.training.train import TrainingLoss, _feature_channels, _param_groups, f
 from search_spaces import get_preset  # noqa: E402
 
 
-def _stepper(name: str, train, fidelity, teacher=None):
-    arch = get_preset(name)
+def _stepper(name, train, fidelity, teacher=None):
+    arch = get_preset(name) if isinstance(name, str) else name
     torch.manual_seed(0)
     model = build(arch, train.meta.tasks).train()
     points = arch.kd.points if teacher is not None else ()
@@ -128,9 +134,50 @@ def bench_trial(args: argparse.Namespace) -> dict:
     }
 
 
+def bench_fidelities(args: argparse.Namespace) -> dict:
+    import dataclasses
+
+    from nas.training.fidelity import FIDELITIES
+    from nas.training.train import evaluate
+
+    networks = {"mtdp-fp (teacher, width 0.5)": get_preset("mtdp-fp"), "bi-mtdp-f (width 0.5)": get_preset("bi-mtdp-f"),
+                "bi-mtdp-f at width 0.25 (the mini space's width)": dataclasses.replace(get_preset("bi-mtdp-f"), width=0.25)}
+    out: dict = {"threads": torch.get_num_threads(), "rounds": args.rounds, "load_average_start": os.getloadavg(), "fidelities": {}}
+    for name, fidelity in FIDELITIES.items():
+        sample = min(64, fidelity.train_images)
+        started = time.process_time()
+        train, val = load_data("synth", fidelity.with_(train_images=sample, eval_images=min(64, fidelity.eval_images)))
+        render = (time.process_time() - started) / (sample + len(val))
+        torch.manual_seed(1)
+        stand_in = Teacher(get_preset("mtdp-fp"), build(get_preset("mtdp-fp"), train.meta.tasks), {})
+        row: dict = {"budget": fidelity.to_dict(), "render_cpu_s_per_image": round(render, 4),
+                     "render_cpu_s": round(render * (fidelity.train_images + fidelity.eval_images), 1), "networks": {}}
+        for label, arch in networks.items():
+            step = _stepper(arch, train, fidelity, teacher=stand_in)
+            rounds = min(args.rounds, fidelity.steps)
+            for _ in range(min(2, rounds)):  # warm-up
+                step()
+            cpu = []
+            for _ in range(rounds):
+                begin = time.process_time()
+                step()
+                cpu.append(time.process_time() - begin)
+            model = build(arch, train.meta.tasks)
+            begin = time.process_time()
+            evaluate(model, val)
+            eval_per_image = (time.process_time() - begin) / len(val)
+            step_s = statistics.median(cpu)
+            row["networks"][label] = {"cpu_ms_per_step": round(step_s * 1e3, 1), "eval_cpu_ms_per_image": round(eval_per_image * 1e3, 2),
+                                      "cpu_s_per_architecture": round(step_s * fidelity.steps + eval_per_image * fidelity.eval_images, 1)}
+        out["fidelities"][name] = row
+        print(json.dumps({name: row}), file=sys.stderr, flush=True)
+    out["load_average_end"] = os.getloadavg()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["steps", "trial"])
+    parser.add_argument("what", choices=["steps", "trial", "fidelities"])
     parser.add_argument("--fidelity", default="proxy")
     parser.add_argument("--preset", default="bi-mtdp-f", help="trial: which preset")
     parser.add_argument("--threads", type=int, default=None)
@@ -140,7 +187,7 @@ def main() -> None:
     parser.add_argument("--teacher-dir", default="/tmp/bimtdp-experiment-teachers/proxy-seed0")
     args = parser.parse_args()
     set_threads(args.threads)
-    result = bench_steps(args) if args.what == "steps" else bench_trial(args)
+    result = {"steps": bench_steps, "trial": bench_trial, "fidelities": bench_fidelities}[args.what](args)
     print(json.dumps(result, indent=1))
 
 

@@ -122,7 +122,7 @@ def test_missing_weights_are_named_and_nothing_is_written(study, capsys, tmp_pat
     from nas.deploy.export import export_trials
 
     (trial,) = select_trials(loaded, objectives, Selection(trial=1))
-    with pytest.raises(ConfigError, match="no trained weights at .*bimtdp train --arch"):
+    with pytest.raises(ConfigError, match="no trained weights at .*bimtdp retrain --study s --trial 1"):
         export_trials(loaded, config, [trial], tmp_path)
     assert not (tmp_path / "exports").exists()
     (result,) = export_trials(loaded, config, [trial], tmp_path, weights=False)
