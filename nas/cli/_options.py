@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = [
     "add_dataset", "add_device", "add_json", "add_ray", "add_results_dir", "add_selection", "add_study", "add_subverb",
-    "print_json", "ray_options", "selection_of",
+    "add_threads", "print_json", "ray_options", "selection_of",
 ]
 
 
@@ -33,6 +33,12 @@ def add_dataset(parser: argparse.ArgumentParser) -> None:
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where to train (default: auto = cuda when available)")
+
+
+def add_threads(parser: argparse.ArgumentParser, *, per: str) -> None:
+    """``--threads``: torch CPU threads per trained network, 1 by default (Δm depends on it)."""
+    parser.add_argument("--threads", type=int, default=1, metavar="T",
+                        help=f"torch CPU threads per {per}, the same on every backend (Δm depends on it; default: 1)")
 
 
 def add_subverb(actions: Any, name: str, *, help: str, description: str, examples: str) -> argparse.ArgumentParser:

@@ -23,7 +23,8 @@ import argparse
 import sys
 
 from nas.cli._options import (
-    add_device, add_json, add_ray, add_results_dir, add_selection, add_study, print_json, ray_options, selection_of,
+    add_device, add_json, add_ray, add_results_dir, add_selection, add_study, add_threads, print_json, ray_options,
+    selection_of,
 )
 
 __all__ = ["add_arguments", "run"]
@@ -34,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_results_dir(parser)
     add_selection(parser)
     parser.add_argument("--fidelity", default="full", help="smoke, quick, proxy, long or full (default: full)")
-    parser.add_argument("--threads", type=int, default=1, metavar="T",
-                        help="torch CPU threads per network (Δm depends on it; default: 1)")
+    add_threads(parser, per="network")
     add_device(parser)
     add_ray(parser)
     add_json(parser)

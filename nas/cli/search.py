@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, ray_options
+from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, add_threads, ray_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on non-dominated rank; = sh:eta=2,rungs=2, rungs at 1/4 and 1/2 of the steps), "
                              "sh:eta=N,rungs=K[,grace=G], or none (default: none); pruned trials count in --trials")
     add_device(parser)
-    parser.add_argument("--threads", type=int, default=1, metavar="T",
-                        help="torch CPU threads per trial, the same on every backend (Δm depends on it; default: 1)")
+    add_threads(parser, per="trial")
     parser.add_argument("--repeats", type=int, default=1, metavar="K",
                         help="train an architecture that reaches the front K times, with K seeds; its Δm is then "
                              "their mean and its spread is recorded (default: 1, one training each)")
