@@ -122,6 +122,7 @@ def test_a_killed_retrain_resumes_and_keeps_what_finished(retrained, tmp_path, c
         (["--trial", "99"], "no trial 99"),
         (["--pareto", "--study", "nope"], "no study 'nope'"),
         (["--pareto", "--backend", "ray", "--concurrency", "0"], "--concurrency must be an integer >= 1"),
+        (["--top", "0"], "--top must be an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(retrained, tmp_path, capsys, options, message) -> None:
@@ -247,3 +248,15 @@ def test_plan_refuses_a_retrain_folder_that_is_a_file(retrained, tmp_path) -> No
     study, config, objectives = load_existing("s", results_dir=str(root))
     with pytest.raises(ConfigError, match="is not a folder"):
         plan_retrain(study, config, objectives, Selection(knee=True), root / "s", fidelity=get_fidelity("smoke"))
+
+
+def test_top_k_selects_by_non_dominated_rank(retrained) -> None:
+    from analysis.pareto import ranked_members
+
+    root, _ = retrained
+    study, _, objectives = load_existing("s", results_dir=str(root))
+    front = _front(root)
+    ranked = ranked_members(trials_frame(study), objectives)
+    chosen = plan_retrain(study, {}, objectives, Selection(top=len(front) + 1), root / "s", fidelity=get_fidelity("smoke")).trials
+    assert [t.number for t in chosen] == list(ranked["number"][: len(front) + 1])
+    assert {t.user_attrs["arch_id"] for t in chosen[: len(front)]} == set(front["arch_id"])  # the front first

@@ -100,10 +100,12 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--pareto", action="store_true", help="every member of the feasible Pareto front")
     which.add_argument("--best-under-ops", type=_positive_number, metavar="X",
                        help="the feasible complete trial with the highest Δm among those with OPs <= X")
+    which.add_argument("--top", type=int, metavar="K",
+                       help="the K best architectures: the front first, then the next non-dominated rank, ...")
 
 
 def selection_of(args: argparse.Namespace) -> Any:
     """The :class:`nas.deploy.export.Selection` of parsed :func:`add_selection` options."""
     from nas.deploy.export import Selection
 
-    return Selection(trial=args.trial, knee=args.knee, pareto=args.pareto, best_under_ops=args.best_under_ops)
+    return Selection(trial=args.trial, knee=args.knee, pareto=args.pareto, best_under_ops=args.best_under_ops, top=args.top)

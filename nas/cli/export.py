@@ -11,6 +11,7 @@ examples:
   bimtdp export --study demo --pareto --json
   bimtdp export --study demo --trial 7
   bimtdp export --study demo --best-under-ops 2e8
+  bimtdp export --study demo --top 5                    (the 5 best by non-dominated rank)
   bimtdp export --study demo --trial 7 --no-weights     (architecture, cost and metrics only)
 """
 

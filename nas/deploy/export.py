@@ -191,11 +191,15 @@ class Selection:
     knee: bool = False
     pareto: bool = False
     best_under_ops: float | None = None
+    #: the K best architectures by non-dominated rank (:func:`analysis.pareto.ranked_members`)
+    top: int | None = None
 
     def __post_init__(self) -> None:
-        chosen = sum([self.trial is not None, self.knee, self.pareto, self.best_under_ops is not None])
+        chosen = sum([self.trial is not None, self.knee, self.pareto, self.best_under_ops is not None, self.top is not None])
         if chosen != 1:
-            raise ConfigError("choose exactly one of --trial N, --knee, --pareto, --best-under-ops X")
+            raise ConfigError("choose exactly one of --trial N, --knee, --pareto, --best-under-ops X, --top K")
+        if self.top is not None and not (isinstance(self.top, int) and self.top >= 1):
+            raise ConfigError(f"--top must be an integer >= 1, got {self.top!r}")
 
 
 # ------------------------------------------------------------------------------------ selection
@@ -233,6 +237,13 @@ def select_trials(study: "optuna.Study", objectives: Sequence[Any], selection: S
         best = under.sort_values(["delta_m", "ops", "number"], ascending=[False, True, True]).iloc[0]
         return [trials[int(best["number"])]]
 
+    if selection.top is not None:
+        from analysis.pareto import ranked_members
+
+        ranked = ranked_members(frame, objectives).head(selection.top)
+        if ranked.empty:
+            raise ConfigError(f"study {study.study_name!r} has no complete feasible trial to rank")
+        return [trials[int(number)] for number in ranked["number"]]
     front = front_frame(frame, objectives)
     if front.empty:
         raise ConfigError(f"study {study.study_name!r} has no complete feasible trial: its Pareto front is empty")
