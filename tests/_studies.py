@@ -11,6 +11,7 @@ the actual search (slow: tens of seconds on two cores).
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import optuna
@@ -52,6 +53,9 @@ def hand_study(root: Path, study: str = "s", *, sampled: int = 2, failed: str | 
     objectives = parse_objectives(list(config.objectives))
     created = optuna.create_study(study_name=study, storage=config.storage_url,
                                   directions=[o.direction for o in objectives])
+    with warnings.catch_warnings():  # experimental in Optuna, relied upon (nas.search.quiet_optuna)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        created.set_metric_names([o.name for o in objectives])  # as the search names them
     created.set_user_attr(CONFIG_ATTR, config.identity())
     (directory / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     tasks = dataset_meta("synth").tasks

@@ -14,6 +14,7 @@ os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # the tests send nothing anywhere
 
 import torch  # noqa: E402  (after OMP_NUM_THREADS)
 
@@ -29,3 +30,18 @@ def _one_torch_thread():
     scripts): every test starts with the suite's one thread again."""
     yield
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="class")
+def ray_runtime():
+    """A fresh local Ray runtime on loopback (2 CPUs) for one test class, always shut down."""
+    pytest.importorskip("ray")
+    import ray
+
+    from nas.search.ray_backend import RayOptions, start_ray
+
+    assert start_ray(RayOptions(num_cpus=2))
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -240,21 +240,7 @@ def test_cli_flag_errors_and_the_worker_applies_the_stored_rule(tmp_path, capsys
 
 
 class TestRay:
-    @pytest.fixture(scope="class")
-    @classmethod
-    def runtime(cls):
-        pytest.importorskip("ray")
-        import ray
-
-        from nas.search.ray_backend import RayOptions, start_ray
-
-        assert start_ray(RayOptions(num_cpus=2))
-        try:
-            yield
-        finally:
-            ray.shutdown()
-
-    def test_the_scheduler_stops_the_dominated_trial_and_the_study_records_it_pruned(self, runtime, tmp_path) -> None:
+    def test_the_scheduler_stops_the_dominated_trial_and_the_study_records_it_pruned(self, ray_runtime, tmp_path) -> None:
         from nas.search.ray_backend import RayOptions, run_ray
 
         lines: list[str] = []

@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("train", "train one architecture and print its metrics"),
     "retrain": ("retrain", "retrain a study's chosen architectures longer, next to the study"),
     "bench": ("bench", "tabular benchmarks: tabulate a small space, replay samplers on the table"),
+    "dashboard": ("dashboard", "browse a study in optuna-dashboard on 127.0.0.1 (optional extra)"),
 }
 
 EPILOG = """examples:

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 __all__ = [
-    "add_dataset", "add_device", "add_json", "add_ray", "add_results_dir", "add_selection", "add_study", "add_subverb",
-    "add_threads", "print_json", "ray_options", "selection_of",
+    "add_dataset", "add_device", "add_json", "add_mlflow", "add_ray", "add_results_dir", "add_selection", "add_study",
+    "add_subverb", "add_threads", "print_json", "ray_options", "selection_of",
 ]
 
 
@@ -45,6 +45,13 @@ def add_subverb(actions: Any, name: str, *, help: str, description: str, example
     """A sub-verb (``bimtdp data preview``, ``bimtdp bench compare``) whose --help ends with examples."""
     return actions.add_parser(name, help=help, description=description, epilog="examples:\n" + examples.rstrip(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_mlflow(parser: argparse.ArgumentParser, *, what: str = "every trial") -> None:
+    parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                        help=f"also log {what} to MLflow (optional extra: pip install 'bimtdp-nas[mlflow]'), "
+                             "one experiment per study; URI: a tracking URI such as sqlite:///path/mlflow.db or "
+                             "http://host:5000 (default: sqlite under results/<study>/)")
 
 
 def add_results_dir(parser: argparse.ArgumentParser) -> None:

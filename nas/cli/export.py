@@ -13,13 +13,14 @@ examples:
   bimtdp export --study demo --best-under-ops 2e8
   bimtdp export --study demo --top 5                    (the 5 best by non-dominated rank)
   bimtdp export --study demo --trial 7 --no-weights     (architecture, cost and metrics only)
+  bimtdp export --study demo --knee --mlflow            (+ the files as artifacts of the trial's MLflow run)
 """
 
 from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_json, add_results_dir, add_selection, add_study, print_json, selection_of
+from nas.cli._options import add_json, add_mlflow, add_results_dir, add_selection, add_study, print_json, selection_of
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-weights", action="store_true",
                         help="export the architecture, cost and metrics only (no weights, no graph)")
     parser.add_argument("--no-graph", action="store_true", help="skip the deployable graph (faster)")
+    add_mlflow(parser, what="each export, as artifacts of its trial's run,")
     add_json(parser)
 
 
@@ -39,15 +41,21 @@ def run(args: argparse.Namespace) -> int:
     from nas.results import study_dir
     from nas.search.study_open import load_existing
     from nas.search.study_tables import write_tables
+    from nas.search.tracking import open_tracker
 
     directory = study_dir(args.study, args.results_dir)
     study, config, objectives = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     selection = selection_of(args)
     chosen = select_trials(study, objectives, selection)
+    tracker = open_tracker(args.mlflow, args.study, directory, config=config)  # before anything is written
     results = export_trials(
         study, config, chosen, directory, weights=not args.no_weights, graph=not (args.no_graph or args.no_weights)
     )
     write_tables(study, objectives, directory)  # pareto.json says which front members are exported now
+    if tracker is not None:  # each export's files as artifacts of its trial's run (logged first if need be)
+        by_number = {t.number: t for t in chosen}
+        for result in results:
+            tracker.log_export(by_number[result.trial], result.path)
     if args.json:
         print_json({"study": args.study, "exports": [r.to_dict() for r in results]})
         return 0
@@ -61,3 +69,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(results)} export(s) written; retrain them longer with "
           f"`bimtdp retrain --study {args.study} --trial {results[0].trial} --fidelity long` (then export again)")
     return 0
+

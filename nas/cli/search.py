@@ -9,6 +9,7 @@ examples:
   bimtdp search --study tasks --space mini --fidelity quick --trials 30 --objectives semseg.miou,depth.rmse,normals.mean,edges.odsf,ops
   bimtdp search --study floors --space mini --fidelity quick --trials 20 --task-floor depth=-5% --constraint 'semseg.miou>=0.2'
   bimtdp search --study proxy-1 --space mini --fidelity proxy --trials 20 --warm-start demo --warm-start-top 5
+  bimtdp search --study demo --space mini --fidelity quick --trials 12 --mlflow   # + results/demo/mlflow.db
 
 Re-running the same command resumes the study (finished trials are kept); the results land in
 results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._options import add_dataset, add_device, add_json, add_ray, add_results_dir, add_threads, ray_options
+from nas.cli._options import (add_dataset, add_device, add_json, add_mlflow, add_ray, add_results_dir, add_threads,
+                              ray_options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train an architecture that reaches the front K times, with K seeds; its Δm is then "
                              "their mean and its spread is recorded (default: 1, one training each)")
     add_ray(parser)
+    add_mlflow(parser)
     add_results_dir(parser)
     add_json(parser)
 
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
     )
     log = (lambda line: None) if args.json else print
-    search = Search(config, log=log, device=args.device)
+    search = Search(config, log=log, device=args.device, mlflow=args.mlflow)
     trials = args.trials if args.trials is not None or args.timeout is not None else 20
     if args.backend == "ray":
         from nas.search.ray_backend import run_ray

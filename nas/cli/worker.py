@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.cli._options import add_device, add_json, add_results_dir, add_study, print_json
+from nas.cli._options import add_device, add_json, add_mlflow, add_results_dir, add_study, print_json
 
 __all__ = ["add_arguments", "join", "run"]
 
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-stopping", metavar="RULE",
                         help="sh, sh:eta=N,rungs=K[,grace=G] or none (default: the study's, as created by search)")
     add_device(parser)
+    add_mlflow(parser)
     add_results_dir(parser)
     add_json(parser)
 
@@ -100,7 +101,9 @@ def join(search: Any, *, trials: int | None = None, timeout: float | None = None
     study = search.open()
     # Workers opening the study at once would share a seed and propose the same architectures.
     study.sampler = make_sampler(search.config.sampler, seed=(search.config.seed + len(study.trials) + os.getpid()) % 2**31)
+    search.open_tracker()
     search.runner.prepare()
+    search.runner.track(study)
     try:
         return run_trials(search.runner, study, budget)
     finally:
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     study, stored, _ = load_existing(args.study, storage=args.storage, results_dir=args.results_dir)
     config = _rebuild_config(study, stored, args)
     log = (lambda line: None) if args.json else print
-    search = Search(config, log=log, device=args.device)
+    search = Search(config, log=log, device=args.device, mlflow=args.mlflow)
     started = time.monotonic()
     ran = join(search, trials=args.trials, timeout=args.timeout)
     trials = search.open().get_trials(deepcopy=False)

@@ -20,7 +20,7 @@ from nas.search.early_stopping import parse_early_stopping
 from nas.search.samplers import SAMPLERS
 from nas.search.storage import check_storage_url
 from nas.search.study_objectives import parse_objectives
-from nas.search.study_open import BUDGET_FIELD, IDENTITY_FIELDS
+from nas.search.study_open import BUDGET_FIELD, IDENTITY_FIELDS, storage_url
 
 __all__ = ["SearchConfig"]
 
@@ -89,7 +89,7 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{self.directory / 'study.db'}"
+        return storage_url(self.study, self.storage, self.results_dir)
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed study must agree on (the space by its content, not its name)."""

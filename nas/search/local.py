@@ -42,12 +42,19 @@ class Search:
             (:class:`nas.search.evaluator.Evaluator`) for the config's dataset and fidelity.
         log: where the one-line-per-trial progress goes.
         device: where to train.
+        mlflow: log every trial to MLflow (:mod:`nas.search.tracking`): a tracking URI, or ``""`` for
+            the study's local store; ``None`` (default) tracks nothing.
     """
 
     def __init__(self, config: SearchConfig, evaluator: TrialEvaluator | None = None, log: Callable[[str], None] = print,
-                 device: str = "auto") -> None:
+                 device: str = "auto", mlflow: str | None = None) -> None:
         self.config = config.validated()
         self.runner = TrialRunner(self.config, evaluator=evaluator, log=log, device=device)
+        self.mlflow = mlflow
+        if mlflow is not None:
+            from nas.search.tracking import require_mlflow
+
+            require_mlflow()  # a missing package is one line before anything is written
         self._study: optuna.Study | None = None
         self._warm: list[Any] = []  # what a new study queues first (read in start(), before anything is written)
 
@@ -106,16 +113,27 @@ class Search:
         sources = parse_warm_starts(self.config.warm_start, self.config.results_dir)
         self._warm = [found for source in sources for found in warm_architectures(source, top=self.config.warm_start_top)]
 
+    def open_tracker(self) -> None:
+        """Give the runner its MLflow tracker when ``mlflow`` asks for one (once)."""
+        if self.mlflow is not None and self.runner.tracker is None:
+            from nas.search.tracking import open_tracker
+
+            self.runner.tracker = open_tracker(self.mlflow, self.config.study, self.config.directory,
+                                               config=self.config.to_dict())
+
     def start(self, budget: TrialBudget) -> optuna.Study | None:
         """What every backend does before its first trial, in an order that writes nothing for a bad
-        setup: refuse a conflicting study, load the data and the teacher, then open the study.
+        setup: refuse a conflicting study, open the tracking store (``mlflow``), load the data and
+        the teacher, then open the study (and log its untracked trials).
         Returns None when the study already holds the finished trials asked for."""
         stored = stored_config(self.config)
         if stored is not None:
             check_compatible(self.config, stored)
         self._read_warm_start(stored)
+        self.open_tracker()  # a tracking store that cannot be opened fails before anything is trained
         self.runner.prepare()  # the data loads (or fails) before the study is created
         study = self.open()
+        self.runner.track(study)
         if budget.reached(study):
             finished = budget.count(study)[0]
             self.log(f"study {self.config.study!r} already has {finished} finished trials (asked {budget.trials})")

@@ -27,7 +27,7 @@ from nas.search.samplers import make_sampler
 from nas.search.storage import fail_dead_local_trials, open_storage, storage_file
 from nas.search.study_objectives import Objective, parse_objectives
 
-__all__ = ["BUDGET_FIELD", "CONFIG_ATTR", "IDENTITY_FIELDS", "load_existing", "open_study", "stored_config"]
+__all__ = ["BUDGET_FIELD", "CONFIG_ATTR", "IDENTITY_FIELDS", "load_existing", "open_study", "storage_url", "stored_config"]
 
 #: Study user attribute holding the configuration that created the study.
 CONFIG_ATTR = "bimtdp_config"
@@ -183,6 +183,11 @@ def _failed_presets(study: optuna.Study) -> list[str]:
     return sorted(name for name in failed - alive if name)
 
 
+def storage_url(study: str, storage: str | None = None, results_dir: str | None = None) -> str:
+    """The study's storage: ``storage`` when given, else the SQLite file in its results folder."""
+    return storage or f"sqlite:///{study_dir(study, results_dir) / 'study.db'}"
+
+
 def load_existing(study: str, *, storage: str | None = None,
                   results_dir: str | None = None) -> tuple[optuna.Study, dict[str, Any], tuple[Objective, ...]]:
     """Open a study that a search created, without creating anything; ConfigError if it is not there.
@@ -190,8 +195,7 @@ def load_existing(study: str, *, storage: str | None = None,
     Returns:
         The study, the configuration it was created with, and its objectives.
     """
-    directory = study_dir(study, results_dir)
-    url = storage or f"sqlite:///{directory / 'study.db'}"
+    url = storage_url(study, storage, results_dir)
     path = storage_file(url)
     if path is not None and not path.is_file():
         where = f" --results-dir {results_dir}" if results_dir else ""

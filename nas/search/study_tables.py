@@ -31,7 +31,8 @@ from nas.search.repeats import REPEAT_ATTR, repeat_of
 from nas.runtime.arch_latency import LATENCY_COLUMNS
 from nas.search.study_objectives import Objective
 
-__all__ = ["ARCH_PREFIX", "flat_architecture", "front_frame", "migrate_columns", "trials_frame", "write_tables"]
+__all__ = ["ARCH_PREFIX", "flat_architecture", "front_frame", "migrate_columns", "trial_row", "trials_frame",
+           "write_tables"]
 
 #: Prefix of the architecture's columns: ``arch.`` + a dimension name.
 ARCH_PREFIX = "arch."
@@ -70,7 +71,8 @@ def migrate_columns(frame: pd.DataFrame, *, source: str = "table") -> pd.DataFra
     return frame.rename(columns=_LEGACY_COLUMNS) if old else frame
 
 
-def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One trial as its trials.csv row (also what an MLflow run of it holds: :mod:`nas.search.tracking`)."""
     attrs = trial.user_attrs
     row: dict[str, Any] = {
         "number": trial.number,
@@ -110,7 +112,7 @@ def _trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial of ``study`` (every state), flat columns (see the module docstring)."""
-    rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["number", "state", *_VALUE_COLUMNS, "feasible", "arch_id", "preset"])

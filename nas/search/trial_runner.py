@@ -14,7 +14,8 @@ searcher (:mod:`nas.search.ray_searcher`) all run a trial through one :class:`Tr
   :meth:`TrialRunner.copy_result`);
 - **record**: values, PRUNED or FAIL with its reason, the OPs constraint; Optuna's ``optimize``
   tells the study for the local loop (:meth:`TrialRunner.objective`), :meth:`TrialRunner.finish`
-  for Ray.
+  for Ray; then every backend hands the recorded trial to :meth:`TrialRunner.after_trial` (its
+  progress line, and the experiment tracker when ``--mlflow`` asks for one: :mod:`nas.search.tracking`).
 
 Every trial also records the settings that change its result beyond its architecture (issue 20:
 the seed, torch's thread count and the device), so that a study's trials can be compared.
@@ -36,7 +37,7 @@ from nas.search.repeats import NOISE_ATTR, REPEAT_ATTR, missing_front_repeats, r
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
 
-__all__ = ["FINISHED", "Outcome", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
+__all__ = ["FINISHED", "Outcome", "Tracker", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
 
 #: States that count as finished towards ``--trials`` (a trial stopped at a rung used its budget).
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -49,6 +50,14 @@ OnRung = Callable[[int, tuple[float, ...]], None]
 
 class TrialFailed(RuntimeError):
     """A trial could not produce a result (diverged, crashed); its reason is in the trial."""
+
+
+class Tracker(Protocol):
+    """Where finished trials are also logged (:class:`nas.search.tracking.MlflowTracker` is the real one)."""
+
+    def sync(self, study: optuna.Study) -> int: ...
+
+    def log_trial(self, trial: optuna.trial.FrozenTrial) -> str: ...
 
 
 class TrialEvaluator(Protocol):
@@ -91,16 +100,18 @@ class TrialRunner:
             proxy trainer :class:`nas.search.evaluator.Evaluator` for the config).
         log: where messages go.
         device: where to train (``auto``, ``cpu``, ``cuda``).
+        tracker: where finished trials are also logged (:class:`nas.search.tracking.MlflowTracker`), if anywhere.
     """
 
     def __init__(self, config: Any, *, evaluator: TrialEvaluator | None = None,
-                 log: Callable[[str], None] = print, device: str = "auto") -> None:
+                 log: Callable[[str], None] = print, device: str = "auto", tracker: Tracker | None = None) -> None:
         from search_spaces import PRESETS, load_space
 
         self.config = config
         self.evaluator = evaluator
         self.log = log
         self.device = device
+        self.tracker = tracker
         self.objectives: tuple[Objective, ...] = parse_objectives(list(config.objectives))
         self.space = load_space(config.space)
         self.presets = PRESETS
@@ -378,10 +389,34 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ report
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> None:
-        """What every backend does once a trial is recorded: queue repeats, print the progress line."""
+        """What every backend does once a trial is recorded: queue repeats, print the progress line,
+        log the trial to the tracker (``--mlflow``).
+
+        A tracker that fails (a server gone) costs a line, not the search: :meth:`track` logs the
+        trial when the study is next opened with the tracker.
+        """
         for line in self.queue_repeats(study):
             self.log(line)
         self.log(self.progress_line(study, trial, target))
+        if self.tracker is not None:
+            try:
+                self.tracker.log_trial(trial)
+            except Exception as error:  # noqa: BLE001 - tracking is a copy; the study holds the trial
+                self.log(f"trial {trial.number} not tracked ({type(error).__name__}: {error}); "
+                         "it is logged when the study is next run with the tracker")
+
+    def track(self, study: optuna.Study) -> None:
+        """Before the first trial: log the study's finished trials the tracker lacks (a resumed
+        search, trials other processes ran without it)."""
+        if self.tracker is None:
+            return
+        try:
+            added = self.tracker.sync(study)
+        except Exception as error:  # noqa: BLE001 - as in after_trial(): tracking never stops the search
+            self.log(f"tracking: earlier trials not logged ({type(error).__name__}: {error})")
+            return
+        if added:
+            self.log(f"tracking: logged {added} earlier trials")
 
     def progress_line(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> str:
         """The one line printed after each trial: its outcome, the study's count, best Δm, front size
