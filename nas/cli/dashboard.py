@@ -5,7 +5,7 @@ own storage (the SQLite file under results/<study>/, or --storage), so a running
 as it goes. There the objectives carry their names (delta_m, ops, ...), the parameters their
 dimension names (binarize.neck, ib.beta, ...), and each trial's attributes what trials.csv holds:
 costs, per-task metrics, fidelity, seed, fail reason. Two differences from pareto.csv: the
-dashboard's front ignores the OPs/latency budgets and keeps every trial of an architecture
+dashboard's front ignores the constraints (budgets, floors) and keeps every trial of an architecture
 evaluated twice; pareto.csv has feasible trials only, one per architecture.
 
 examples:
@@ -75,4 +75,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
-

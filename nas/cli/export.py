@@ -69,4 +69,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(results)} export(s) written; retrain them longer with "
           f"`bimtdp retrain --study {args.study} --trial {results[0].trial} --fidelity long` (then export again)")
     return 0
-
