@@ -39,7 +39,7 @@ def main() -> None:
     print(f"{'n_startup':>9}  {'trials to 95 %':>18}  {'trainings to 95 %':>18}  HV@50")
     for startup in (int(s) for s in args.startups.split(",")):
         name = f"tpe-startup-{startup}"
-        SAMPLERS[name] = lambda seed, k=startup: optuna.samplers.TPESampler(
+        SAMPLERS[name] = lambda seed, context=None, k=startup: optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=k)
         curves = [replay(bench, space, name, seed=seed, trials=args.trials) for seed in range(args.seeds)]
         reach = {by: np.array([min(trials_to_reach(c, 0.95, by=by), args.trials) for c in curves]) for by in ("trial", "trainings")}

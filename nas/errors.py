@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "RunStopped", "disk_full", "disk_full_message"]
+__all__ = ["ConfigError", "RunStopped", "SpaceExhausted", "disk_full", "disk_full_message"]
 
 
 class ConfigError(ValueError):
@@ -12,6 +12,11 @@ class ConfigError(ValueError):
 class RunStopped(RuntimeError):
     """The run gave up (its trials keep failing, the disk is full): the CLI prints the reason as one
     line and exits 1. Nothing is lost: the study keeps what finished, and re-running resumes it."""
+
+
+class SpaceExhausted(RuntimeError):
+    """A sampler has nothing left to propose (every architecture is trained, queued or running):
+    the search ends normally, with this one line."""
 
 
 _DISK_FULL_TEXTS = ("database or disk is full", "no space left on device")

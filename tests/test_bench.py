@@ -370,3 +370,29 @@ def test_written_tables_are_readable_by_others_as_the_umask_allows(tmp_path) -> 
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_wall_clock_replay_runs_trials_on_parallel_workers() -> None:
+    """One worker is the sequential search; four finish the same training sooner, and a sampler
+    that sees the running trials (``ehvi``) never trains an architecture twice, even in parallel."""
+    bench = TabularBenchmark(synthetic_table())
+    space = get_space("mini")
+    one = replay(bench, space, "random", seed=0, trials=20)
+    assert one["wall_seconds"].tolist() == pytest.approx(one["train_seconds"].tolist())
+    four = replay(bench, space, "random", seed=0, trials=20, workers=4)
+    assert len(four) == 20 and (np.diff(four["wall_seconds"]) >= 0).all()
+    last = four.iloc[-1]
+    assert last["train_seconds"] / 4 <= last["wall_seconds"] < last["train_seconds"]
+    parallel = replay(bench, space, "ehvi", seed=0, trials=30, workers=4)
+    assert list(parallel["trainings"]) == list(range(4, 31)) + [30] * 3  # 4 proposed at once, then one per finish
+    assert parallel["train_seconds"].iat[-1] == pytest.approx(10.0 * 30)
+
+
+def test_a_replay_whose_sampler_runs_out_of_architectures_keeps_its_final_front() -> None:
+    space = get_space("mini").with_choices({"decoder.sharing": ["shared"], "ib.backbone": [False], "kd.output": [False]})
+    table = synthetic_table()
+    bench = TabularBenchmark(table[table["arch_id"].isin({a.id for a in space.enumerate()})].reset_index(drop=True))
+    curve = replay(bench, space, "ehvi", seed=1, trials=space.size() + 5)
+    assert len(curve) == space.size() + 5 and curve["trainings"].iat[-1] == space.size()
+    assert curve["hv_ratio"].iat[-1] == pytest.approx(1.0)
+

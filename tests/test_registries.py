@@ -193,14 +193,22 @@ def test_every_dataset_previews_costs_and_searches(name, roots, tmp_path, capsys
 
 def _proposals(name: str, trials: int) -> list[dict]:
     """``trials`` architectures of ``mini`` proposed by sampler ``name`` for a cheap made-up objective."""
+    from nas.search.cost_aware import SamplerContext
+    from nas.search.study_objectives import parse_objectives
+
     space = get_space("mini")
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(name, seed=3))
+
+    def cost(arch: Architecture) -> float:  # known before "training", as a cost objective is
+        return float(arch.to_flat()["binarize.neck"]) + len(arch.ib.points)
+
+    context = SamplerContext(space, parse_objectives(["delta_m", "ops"]), lambda arch: {"ops": cost(arch)}, ("ops",))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(name, seed=3, context=context))
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         arch = space.suggest(trial)
         assert arch in space
         on = arch.to_flat()
-        return float(on["kd.output"]) - float(on["binarize.decoders"]), float(on["binarize.neck"]) + len(arch.ib.points)
+        return float(on["kd.output"]) - float(on["binarize.decoders"]), cost(arch)
 
     study.optimize(objective, n_trials=trials)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

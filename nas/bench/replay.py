@@ -10,6 +10,8 @@ once, see ``TrialRunner.twin_of``).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 from typing import Any, Iterable, Sequence
@@ -25,10 +27,19 @@ from nas.errors import ConfigError
 from nas.search.local import quiet_optuna
 from nas.search.samplers import SAMPLERS, make_sampler
 
-__all__ = ["compare", "early_stopping_summary", "replay", "summarise", "trials_to_reach"]
+__all__ = ["compare", "confidence_halfwidth", "early_stopping_summary", "replay", "summarise", "table_context",
+           "trials_to_reach"]
 
 #: HV fractions whose first-reach trial the summary reports.
 TARGETS = (0.9, 0.95)
+
+
+def table_context(bench: TabularBenchmark, space: Any) -> Any:
+    """What a cost-aware sampler may know before training, from the table: every architecture's costs."""
+    from nas.search.cost_aware import SamplerContext
+
+    columns = tuple(c for c in bench.table.columns if c in ("flops", "bops", "ops", "params", "size_bits", "latency"))
+    return SamplerContext(space, tuple(bench.objectives), lambda arch: bench.costs(arch.id), columns)
 
 
 def replay(
@@ -39,68 +50,120 @@ def replay(
     seed: int,
     trials: int,
     early_stopping: Any = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """One sampler, one seed, optionally with early stopping (a :class:`nas.search.early_stopping.SuccessiveHalving`).
+    """One sampler, one seed, ``workers`` simulated workers, optionally with early stopping (a
+    :class:`nas.search.early_stopping.SuccessiveHalving`).
+
+    A discrete-event simulation, as syne-tune's simulated backend does it: each worker trains
+    its trial for the table's measured ``seconds`` (a stopped trial for its part of them, a
+    duplicate of a completed architecture for none, as in :mod:`nas.search.local`), and a worker that
+    finishes asks the sampler at once while the others' trials are still running (the sampler
+    sees them RUNNING, as in a parallel search). With one worker this is the sequential search.
 
     Returns:
-        Columns ``sampler, seed, trial (1-based), hv_ratio, trainings, pruned, train_seconds,
-        seconds``: ``train_seconds`` is the training time the search would have spent so far, from
-        the table's measured ``seconds`` (a stopped trial costs the fraction of its budget it ran,
-        a duplicate of a completed architecture costs nothing, as in :mod:`nas.search.local`);
-        ``seconds`` is the replay's own time (the sampler's overhead).
+        One row per finished trial, in the order they finish: ``sampler, seed, trial (1-based),
+        hv_ratio, trainings, pruned, train_seconds, wall_seconds, seconds``. ``trainings`` counts
+        the distinct architectures proposed so far, ``train_seconds`` the training time spent,
+        ``wall_seconds`` the simulated clock, ``seconds`` the replay's own time (the sampler's
+        overhead). A sampler with nothing left to propose ends the replay early; its last row is
+        then repeated up to ``trials`` (its front is final).
 
-    With early stopping, each trial walks the rule's rungs with the table's ``delta_m@<step>``
-    values and is judged against the trials that reached each rung before it, exactly as a
-    sequential search would judge it; a stopped trial is told to the sampler as PRUNED.
+    With early stopping, a trial reaches each of the rule's rungs at its share of its training
+    time and is judged against the trials that reached that rung before it in simulated time; a
+    stopped trial is told to the sampler as PRUNED.
     """
+    from nas.errors import SpaceExhausted
+
     quiet_optuna()
-    study = optuna.create_study(directions=[o.direction for o in bench.objectives], sampler=make_sampler(sampler, seed=seed))
+    study = optuna.create_study(directions=[o.direction for o in bench.objectives],
+                                sampler=make_sampler(sampler, seed=seed, context=table_context(bench, space)))
+    log_scale = [is_log(o) for o in bench.objectives]
     front = np.empty((0, len(bench.objectives)))
     seen: set[str] = set()
     completed: set[str] = set()
     population: dict[int, dict[str, tuple[float, ...]]] = {}
-    log_scale = [is_log(o) for o in bench.objectives]
-    ratio, pruned, spent, rows = 0.0, 0, 0.0, []
-    started = time.perf_counter()
-    for number in range(1, trials + 1):
+    events: list[tuple[float, int, str, Any]] = []  # (time, order, kind, (trial, arch id, start, rung index, copy))
+    order = itertools.count()  # equal times: first pushed, first served
+    state = {"ratio": 0.0, "pruned": 0, "spent": 0.0, "started": 0, "exhausted": False}
+    rows: list[tuple] = []
+    began = time.perf_counter()
+
+    def start(now: float) -> None:
+        if state["started"] >= trials or state["exhausted"]:
+            return
         trial = study.ask()
-        arch = space.suggest(trial)
-        seen.add(arch.id)
-        values = bench.values(arch.id)
-        stopped_at = None
-        if values is not None and arch.id not in completed and early_stopping is not None:
-            stopped_at = _first_stop(bench, arch.id, early_stopping, population, log_scale)
-        if values is None:  # an architecture that failed (or is missing) fails here too
+        try:
+            arch_id = space.suggest(trial).id
+        except SpaceExhausted:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            spent += bench.seconds(arch.id)
-        elif stopped_at is not None:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            pruned += 1
-            spent += bench.seconds(arch.id) * stopped_at / bench.steps(arch.id)
+            state["exhausted"] = True
+            return
+        state["started"] += 1
+        seen.add(arch_id)
+        if bench.values(arch_id) is None:  # an architecture that failed (or is missing) fails here too
+            kind, at = "fail", now + bench.seconds(arch_id)
+        elif arch_id in completed:  # the search copies a completed twin's result
+            kind, at = "complete", now
+        elif early_stopping is not None and early_stopping.rung_steps(bench.steps(arch_id)):
+            kind, at = "rung", now + _rung_time(bench, arch_id, early_stopping, 0)
         else:
+            kind, at = "complete", now + bench.seconds(arch_id)
+        heapq.heappush(events, (at, next(order), kind, (trial, arch_id, now, 0, arch_id in completed)))
+
+    def finish(now: float) -> None:
+        rows.append((sampler, seed, len(rows) + 1, state["ratio"], len(seen), state["pruned"], state["spent"], now,
+                     time.perf_counter() - began))
+        start(now)
+
+    for _ in range(workers):
+        start(0.0)
+    while events:
+        now, _, kind, (trial, arch_id, began_at, rung, copy) = heapq.heappop(events)
+        if kind == "rung":
+            steps = early_stopping.rung_steps(bench.steps(arch_id))
+            step = steps[rung]
+            values = bench.rung_values(arch_id, step)
+            at_rung = population.setdefault(step, {})
+            others = [v for a, v in at_rung.items() if a != arch_id]
+            at_rung.setdefault(arch_id, values)  # an architecture's first record counts, as in a study
+            if not early_stopping.decide(values, others, bench.directions, log=log_scale).continues:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                state["pruned"] += 1
+                state["spent"] += bench.seconds(arch_id) * step / bench.steps(arch_id)
+                finish(now)
+            elif rung + 1 < len(steps):
+                heapq.heappush(events, (began_at + _rung_time(bench, arch_id, early_stopping, rung + 1), next(order),
+                                        "rung", (trial, arch_id, began_at, rung + 1, copy)))
+            else:
+                heapq.heappush(events, (began_at + bench.seconds(arch_id), next(order), "complete",
+                                        (trial, arch_id, began_at, rung, copy)))
+            continue
+        if kind == "fail":
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state["spent"] += bench.seconds(arch_id)
+        else:
+            values = bench.values(arch_id)
             study.tell(trial, list(values))
-            if arch.id not in completed:
-                spent += bench.seconds(arch.id)
-                completed.add(arch.id)
+            if not copy:
+                state["spent"] += bench.seconds(arch_id)
+            completed.add(arch_id)
             candidate = np.vstack([front, values])
             keep = pareto_mask(candidate, bench.directions)
             if keep[-1]:
                 front = candidate[keep]
-                ratio = bench.hv_ratio(front)
-        rows.append((sampler, seed, number, ratio, len(seen), pruned, spent, time.perf_counter() - started))
-    return pd.DataFrame(rows, columns=["sampler", "seed", "trial", "hv_ratio", "trainings", "pruned", "train_seconds", "seconds"])
+                state["ratio"] = bench.hv_ratio(front)
+        finish(now)
+    while rows and len(rows) < trials:  # the sampler ran out of architectures: its front is final
+        rows.append((*rows[-1][:2], len(rows) + 1, *rows[-1][3:]))
+    return pd.DataFrame(rows, columns=["sampler", "seed", "trial", "hv_ratio", "trainings", "pruned", "train_seconds",
+                                       "wall_seconds", "seconds"])
 
 
-def _first_stop(bench: TabularBenchmark, arch_id: str, rule: Any, population: dict, log_scale: list[bool]) -> int | None:
-    """The rung step at which ``rule`` stops this architecture, given (and extending) the rung populations."""
-    for step in rule.rung_steps(bench.steps(arch_id)):
-        values = bench.rung_values(arch_id, step)
-        at_rung = population.setdefault(step, {})
-        others = [v for a, v in at_rung.items() if a != arch_id]
-        at_rung.setdefault(arch_id, values)  # an architecture's first record counts, as in a study
-        if not rule.decide(values, others, bench.directions, log=log_scale).continues:
-            return step
-    return None
+def _rung_time(bench: TabularBenchmark, arch_id: str, rule: Any, index: int) -> float:
+    """Seconds from a trial's start to its ``index``-th rung (training time is linear in steps)."""
+    steps = bench.steps(arch_id)
+    return bench.seconds(arch_id) * rule.rung_steps(steps)[index] / steps
 
 
 def compare(
@@ -110,9 +173,10 @@ def compare(
     seeds: Iterable[int],
     trials: int,
     early_stopping: Any = None,
+    workers: int = 1,
     log: Any = print,
 ) -> pd.DataFrame:
-    """Every sampler × seed replayed; the curves concatenated (see :func:`replay`).
+    """Every sampler × seed replayed with ``workers`` simulated workers; the curves concatenated (see :func:`replay`).
 
     With ``early_stopping`` (a rule or its text, :func:`nas.search.early_stopping.parse_early_stopping`)
     each sampler × seed is also replayed with the rule, for twice the trials (stopped trials are
@@ -127,29 +191,37 @@ def compare(
         raise ConfigError(f"unknown sampler(s) {unknown}; choose from {list(SAMPLERS)}")
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     rule = parse_early_stopping(early_stopping)
     space = load_space(bench.space)
+
+    def wall(last: pd.Series) -> str:
+        return f", {last['wall_seconds']:.0f} s of wall time on {workers} workers" if workers > 1 else ""
+
     curves = []
     for sampler in samplers:
         for seed in seeds:
             for stopping, length in ((None, trials), *(((rule, 2 * trials),) if rule is not None else ())):
-                curve = replay(bench, space, sampler, seed=seed, trials=length, early_stopping=stopping)
+                curve = replay(bench, space, sampler, seed=seed, trials=length, early_stopping=stopping, workers=workers)
                 curve["early_stopping"] = "" if stopping is None else stopping.spec()
                 last = curve.iloc[-1]
                 label = sampler if stopping is None else f"{sampler}+{stopping.spec()}"
                 log(f"{label:>7} seed {seed}: HV {last['hv_ratio']:.3f} of the true front after {length} trials "
                     f"({int(last['trainings'])} distinct architectures, {int(last['pruned'])} stopped early, "
-                    f"{last['train_seconds']:.0f} s of training; replay {last['seconds']:.1f} s)")
+                    f"{last['train_seconds']:.0f} s of training{wall(last)}; replay {last['seconds']:.1f} s)")
                 curves.append(curve)
     return pd.concat(curves, ignore_index=True)
 
 
-def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] = TARGETS) -> pd.DataFrame:
+def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] = TARGETS,
+                           by: str = "train_seconds") -> pd.DataFrame:
     """Training time to reach a fraction of the full-budget replay's final HV, without and with early stopping.
 
     Per sampler and seed, the target is ``fraction`` × the HV the replay without early stopping
-    ends with; each replay's time is the table's training seconds spent when it first reaches the
-    target (a replay that never does counts as its total time, and is reported in ``reached``).
+    ends with; each replay's time (``by``: the training seconds spent, or ``wall_seconds`` with
+    parallel workers) is when it first reaches the target (a replay that never does counts as its
+    total time, and is reported in ``reached``).
     """
     rows = []
     for sampler, group in curves.groupby("sampler", sort=False):
@@ -162,10 +234,10 @@ def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] =
             for seed, full in full_runs.groupby("seed"):
                 stopped = stopped_runs[stopped_runs["seed"] == seed]
                 target = fraction * float(full["hv_ratio"].iat[-1])
-                full_times.append(trials_to_reach(full, target, by="train_seconds"))
-                time_es = trials_to_reach(stopped, target, by="train_seconds")
+                full_times.append(trials_to_reach(full, target, by=by))
+                time_es = trials_to_reach(stopped, target, by=by)
                 reached += math.isfinite(time_es)
-                stopped_times.append(time_es if math.isfinite(time_es) else float(stopped["train_seconds"].iat[-1]))
+                stopped_times.append(time_es if math.isfinite(time_es) else float(stopped[by].iat[-1]))
             rows.append({
                 "sampler": sampler,
                 "rule": stopped_runs["early_stopping"].iat[0],
@@ -185,13 +257,17 @@ def trials_to_reach(curve: pd.DataFrame, fraction: float, *, by: str = "trial") 
 
 
 def summarise(curves: pd.DataFrame, *, checkpoints: Sequence[int] = (10, 25, 50, 100)) -> pd.DataFrame:
-    """Per sampler: HV fraction (mean ± std over seeds) at the checkpoints, and trials/trainings to reach
-    90 % and 95 % (mean over seeds, a seed that never reaches it counted as the replay's length,
+    """Per sampler: HV fraction (mean ± std over seeds) at the checkpoints, and the trials, trainings
+    and simulated wall seconds to reach 90 % and 95 % (mean over seeds with the half-width of its
+    95 % confidence interval, ``_ci``; a seed that never reaches it counted as its replay's end,
     with how many seeds reached it)."""
     rows = []
     if "early_stopping" in curves:
         curves = curves[curves["early_stopping"] == ""]
     length = int(curves["trial"].max())
+    measures = [("trial", "trials"), ("trainings", "trainings")]
+    if "wall_seconds" in curves:
+        measures.append(("wall_seconds", "wall_s"))
     for sampler, group in curves.groupby("sampler", sort=False):
         row: dict[str, Any] = {"sampler": sampler, "seeds": group["seed"].nunique()}
         for checkpoint in checkpoints:
@@ -201,12 +277,24 @@ def summarise(curves: pd.DataFrame, *, checkpoints: Sequence[int] = (10, 25, 50,
                 row[f"hv@{checkpoint}_std"] = at.std(ddof=0)
         for fraction in TARGETS:
             label = f"{round(fraction * 100)}%"
-            for by, name in (("trial", "trials"), ("trainings", "trainings")):
-                reach = [trials_to_reach(c, fraction, by=by) for _, c in group.groupby("seed")]
-                finite = [r for r in reach if math.isfinite(r)]
-                capped = [r if math.isfinite(r) else float(length) for r in reach]
+            for by, name in measures:
+                per_seed = [c for _, c in group.groupby("seed")]
+                reach = [trials_to_reach(c, fraction, by=by) for c in per_seed]
+                capped = [r if math.isfinite(r) else float(c[by].iat[-1] if by != "trial" else length)
+                          for r, c in zip(reach, per_seed)]
                 row[f"{name}_to_{label}"] = float(np.mean(capped))
+                row[f"{name}_to_{label}_ci"] = confidence_halfwidth(capped)
                 if by == "trial":
-                    row[f"reached_{label}"] = f"{len(finite)}/{len(reach)}"
+                    row[f"reached_{label}"] = f"{sum(math.isfinite(r) for r in reach)}/{len(reach)}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def confidence_halfwidth(values: Sequence[float], *, level: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean of ``values`` (0 for one value)."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return 0.0
+    return float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))

@@ -84,6 +84,11 @@ class TabularBenchmark:
         """The objective values of a completed architecture, None for a failed or unknown one."""
         return self._values.get(arch_id)
 
+    def costs(self, arch_id: str) -> dict[str, float]:
+        """The recorded costs of an architecture (known before training; empty for one the table lacks)."""
+        row = self._rows.get(arch_id, {})
+        return {c: float(row[c]) for c in ("flops", "bops", "ops", "params", "size_bits", "latency") if c in row}
+
     def seconds(self, arch_id: str) -> float:
         """The measured training time of an architecture (0 for one the table lacks)."""
         return float(self._rows.get(arch_id, {}).get("seconds", 0.0))

@@ -18,6 +18,8 @@ results/<study>/ (study.db, config.yaml, trials.csv, pareto.csv, pareto.json).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from typing import Any, Callable
 
 from nas.cli._options import (add_dataset, add_device, add_json, add_mlflow, add_ray, add_results_dir, add_threads,
                               ray_options)
@@ -28,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="bimtdp", help="search space: bimtdp, mini, or a YAML file (default: bimtdp)")
     add_dataset(parser)
     parser.add_argument("--fidelity", default="proxy", help="smoke, quick, proxy, long or full (default: proxy)")
-    from nas.search.samplers import SAMPLERS
+    from nas.search.samplers import DEFAULT_SAMPLER, SAMPLERS
 
-    parser.add_argument("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")
+    parser.add_argument("--sampler", help=f"{', '.join(SAMPLERS)} (default: the study's own when it exists, else "
+                                          f"{DEFAULT_SAMPLER}; tpe where a cost has no value before training)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold (default: 20)")
     budget.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
@@ -72,6 +75,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
+def _default_sampler(config: Any, log: Callable[[str], None]) -> str:
+    """The sampler of a search that names none: the study's own when it exists (a study keeps the
+    sampler it was created with; studies that did not record it used TPE), else the default, else
+    TPE when the default cannot cost an objective before training (latency, for now)."""
+    from nas.errors import ConfigError
+    from nas.search.samplers import DEFAULT_SAMPLER
+    from nas.search.study_open import stored_config
+
+    stored = stored_config(config)
+    if stored is not None:
+        return stored.get("sampler") or "tpe"
+    try:
+        replace(config, sampler=DEFAULT_SAMPLER).validated()
+    except ConfigError as error:
+        log(f"sampler: tpe ({DEFAULT_SAMPLER} refuses this study: {error})")
+        return "tpe"
+    return DEFAULT_SAMPLER
+
+
 def run(args: argparse.Namespace) -> int:
     from nas.search.config import SearchConfig
     from nas.search.local import Search
@@ -82,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         data_root=args.data_root,
         fidelity=args.fidelity,
-        sampler=args.sampler,
+        sampler=args.sampler or "random",  # resolved below when not given
         objectives=tuple(n.strip() for n in args.objectives.split(",") if n.strip()),
         max_ops=args.max_ops,
         max_latency=args.max_latency,
@@ -99,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
     )
     log = (lambda line: None) if args.json else print
+    if args.sampler is None:
+        config = replace(config, sampler=_default_sampler(config.validated(), log))
     search = Search(config, log=log, device=args.device, mlflow=args.mlflow)
     trials = args.trials if args.trials is not None or args.timeout is not None else 20
     if args.backend == "ray":

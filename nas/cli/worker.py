@@ -94,13 +94,15 @@ def _rebuild_config(study: Any, stored: dict[str, Any], args: argparse.Namespace
 def join(search: Any, *, trials: int | None = None, timeout: float | None = None) -> list[int]:
     """Run trials of ``search``'s existing study until it holds ``trials`` finished trials (counted
     over every process) or ``timeout`` seconds pass; return the numbers of the trials run here."""
+    from nas.search.cost_aware import SamplerContext
     from nas.search.samplers import make_sampler
     from nas.search.trial_loop import TrialBudget, run_trials
 
     budget = TrialBudget(trials, timeout)
     study = search.open()
     # Workers opening the study at once would share a seed and propose the same architectures.
-    study.sampler = make_sampler(search.config.sampler, seed=(search.config.seed + len(study.trials) + os.getpid()) % 2**31)
+    study.sampler = make_sampler(search.config.sampler, seed=(search.config.seed + len(study.trials) + os.getpid()) % 2**31,
+                                 context=SamplerContext.for_config(search.config))
     search.open_tracker()
     search.runner.prepare()
     search.runner.track(study)

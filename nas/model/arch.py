@@ -40,7 +40,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -424,9 +424,11 @@ class Architecture:
         """The canonical JSON: sorted keys, no spaces (what :attr:`id` hashes)."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """A stable 10-hex-digit id: the SHA-256 of :meth:`to_json` (independent of the Python run)."""
+        """A stable 10-hex-digit id: the SHA-256 of :meth:`to_json` (independent of the Python run).
+
+        Computed once per object (the architecture is frozen): samplers look ids up by the thousand."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
 
     # ----------------------------------------------------------------- convenience

@@ -17,7 +17,7 @@ from typing import Any
 from nas.errors import ConfigError
 from nas.results import study_dir
 from nas.search.early_stopping import parse_early_stopping
-from nas.search.samplers import SAMPLERS
+from nas.search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler
 from nas.search.storage import check_storage_url
 from nas.search.study_objectives import parse_objectives
 from nas.search.study_open import BUDGET_FIELD, IDENTITY_FIELDS, storage_url
@@ -34,7 +34,7 @@ class SearchConfig:
     dataset: str = "synth"
     data_root: str | None = None
     fidelity: str = "proxy"
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     objectives: tuple[str, ...] = ("delta_m", "ops")
     max_ops: float | None = None
     #: a latency budget in ms (packed network, batch 1): a trial over it is refused before training
@@ -151,9 +151,13 @@ class SearchConfig:
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         rule = parse_early_stopping(self.early_stopping)
-        return SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
-                               "constraints": bounds, "task_floors": floors, "warm_start": warm,
-                               "early_stopping": None if rule is None else rule.spec()})
+        canonical = SearchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "objectives": objectives,
+                                    "constraints": bounds, "task_floors": floors, "warm_start": warm,
+                                    "early_stopping": None if rule is None else rule.spec()})
+        from nas.search.cost_aware import SamplerContext
+
+        make_sampler(self.sampler, seed=self.seed, context=SamplerContext.for_config(canonical))  # refuses what it cannot do
+        return canonical
 
 
 def _texts(value: Any, field: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from nas.errors import SpaceExhausted
 from nas.search.repeats import repeat_of
 from nas.search.study_open import foreign_processor
 from nas.search.trial_loop import TrialBudget, disk_full_reason
@@ -55,10 +56,11 @@ class StudySearcher(Searcher):
         self.finished_here = 0
         self.last_reason = ""
         self.stopped: str | None = None  # why the searcher stopped proposing, when it gave up
+        self.exhausted = False  # the sampler has nothing left to propose (not a failure)
 
     # -- propose
     def suggest(self, trial_id: str) -> dict | str | None:
-        if self.stopped is not None or self.budget.timed_out():
+        if self.stopped is not None or self.exhausted or self.budget.timed_out():
             return Searcher.FINISHED
         self.stopped = self.budget.give_up_reason(self.failures, self.finished_here, self.last_reason)
         if self.stopped is not None:
@@ -71,7 +73,14 @@ class StudySearcher(Searcher):
         if reason is not None:
             self.runner.finish(self.study, trial, Outcome(reason=reason))
             return None if self.trials else Searcher.FINISHED
-        arch = self.runner.begin(trial)
+        try:
+            arch = self.runner.begin(trial)
+        except SpaceExhausted as exhausted:  # nothing left to propose: the run ends when its trials do
+            self.runner.finish(self.study, trial, Outcome(reason=str(exhausted)))
+            if not self.exhausted:
+                self.runner.log(str(exhausted))
+            self.exhausted = True
+            return Searcher.FINISHED
         twin = self.runner.twin_of(self.study, arch.id, repeat_of(trial.user_attrs))
         self.trials[trial_id] = trial
         self.specs[trial_id] = {"arch": arch.to_dict(), "twin": None if twin is None else twin.number,

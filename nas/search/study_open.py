@@ -102,16 +102,20 @@ def open_study(config: Any, objectives: tuple[Objective, ...], *, enqueue_preset
     preset whose every trial failed queued again, so that a study never ends without its references.
     ``config.yaml`` is written into the study's folder.
     """
+    from nas.search.cost_aware import SamplerContext
+
+    context = SamplerContext.for_config(config)
     with study_lock(config.directory):
         storage = open_storage(config.storage_url, create_parent=config.storage is None)
         try:
             study = optuna.create_study(study_name=config.study, storage=storage, directions=[o.direction for o in objectives],
-                                        sampler=make_sampler(config.sampler, seed=config.seed))
+                                        sampler=make_sampler(config.sampler, seed=config.seed, context=context))
             created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=config.study, storage=storage)
             # A resumed study must not replay the samples it already drew.
-            study.sampler = make_sampler(config.sampler, seed=config.seed + len(study.get_trials(deepcopy=False)))
+            study.sampler = make_sampler(config.sampler, seed=config.seed + len(study.get_trials(deepcopy=False)),
+                                         context=context)
             created = False
         if created:
             study.set_metric_names([o.name for o in objectives])

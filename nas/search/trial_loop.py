@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import optuna
 
-from nas.errors import ConfigError, RunStopped, disk_full, disk_full_message
+from nas.errors import ConfigError, RunStopped, SpaceExhausted, disk_full, disk_full_message
 from nas.search.repeats import repeat_of
 from nas.search.storage import fail_dead_local_trials
 from nas.search.trial_runner import FINISHED, TrialFailed, TrialRunner
@@ -96,7 +96,8 @@ class _Tally:
 
 
 def run_trials(runner: TrialRunner, study: optuna.Study, budget: TrialBudget) -> list[int]:
-    """Run trials of ``study`` in this process until ``budget`` says stop; return their numbers.
+    """Run trials of ``study`` in this process until ``budget`` says stop, or the sampler has nothing
+    left to propose (one line says so); return their numbers.
 
     Raises:
         RunStopped: the run gave up (trials keep failing, or the disk is full); finished trials stay.
@@ -126,7 +127,11 @@ def run_trials(runner: TrialRunner, study: optuna.Study, budget: TrialBudget) ->
         reason = budget.give_up_reason(tally.failures, tally.finished, tally.last_reason)
         if reason is not None:
             raise RunStopped(reason)
-        _optimize_one(study, objective, after, runner.config)
+        try:
+            _optimize_one(study, objective, after, runner.config)
+        except SpaceExhausted as exhausted:
+            runner.log(str(exhausted))
+            break
     return tally.ran
 
 

@@ -310,8 +310,15 @@ class TrialRunner:
 
         A failure raises :class:`TrialFailed` after recording its reason; a trial stopped at a rung
         raises ``optuna.TrialPruned``. Ctrl-C and a full disk are recorded and re-raised: the run stops.
+        A sampler with nothing left to propose raises :class:`nas.errors.SpaceExhausted`: the search ends.
         """
-        arch = self.begin(trial)
+        from nas.errors import SpaceExhausted
+
+        try:
+            arch = self.begin(trial)
+        except SpaceExhausted as exhausted:
+            trial.set_user_attr("fail_reason", str(exhausted))
+            raise
         twin = self.twin_of(trial.study, arch.id, repeat_of(trial.user_attrs))
         try:
             if twin is not None:

@@ -1,0 +1,341 @@
+"""A sampler that knows every cost before training and learns only Δm.
+
+OPs, FLOPs, size and params of an architecture are exact before it is trained (and counted in
+≈ 50 ms, :func:`nas.cost.arch_cost.quick_cost_of`); only Δm is uncertain. :class:`CostAwareSampler`
+(registered as ``ehvi``) therefore
+
+1. lists candidates: every architecture of a space of at most :data:`ENUMERATE_LIMIT`, else a pool
+   of sampled ones that grows at each proposal by random draws and one-field mutations of the
+   most promising candidates;
+2. costs them exactly, cached by the network they build (fields that only change training, such
+   as KD and β, do not change the cost), and drops those over ``--max-ops``/``--max-latency``;
+3. drops every architecture already trained, queued or running (so a trial is never spent on a
+   twin, and two workers are not handed the same one);
+4. models Δm with a Gaussian process over an encoding of the architecture's fields and its costs
+   (:mod:`nas.search.gp`); running trials are fantasised at their predicted Δm (the "kriging believer");
+5. proposes the candidate with the highest expected hypervolume improvement given its exact costs
+   (:func:`nas.search.ehvi.expected_hvi`, closed form).
+
+When nothing is left to propose, :class:`nas.errors.SpaceExhausted` ends the search in one line.
+The sampler chooses a whole architecture at once (Optuna's relative sampling); an enqueued trial
+(a preset) keeps its fixed parameters and costs no proposal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import ConfigError, SpaceExhausted
+from nas.model.arch import Architecture, Binarizer
+
+__all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "SamplerContext", "network_key"]
+
+#: Spaces up to this many architectures are enumerated; larger ones are sampled.
+ENUMERATE_LIMIT = 2048
+#: The columns :func:`nas.cost.arch_cost.quick_cost_of` provides (latency is measured, not counted).
+CHEAP_COLUMNS = ("flops", "bops", "ops", "params", "size_bits")
+#: A sampled space's pool: its first size, then random draws and mutants added per proposal.
+POOL_START, POOL_RANDOM, POOL_MUTANTS = 64, 3, 5
+#: Trials with a Δm before the model is trusted (before that: a seeded random candidate).
+STARTUP = 2
+
+
+@dataclass(frozen=True)
+class SamplerContext:
+    """What a sampler may know about a study before any training.
+
+    Attributes:
+        space: the search space.
+        objectives: the study's objectives, in the order of a trial's values.
+        costs: ``arch -> {column: value}``, exact and cheap, for at least ``columns``.
+        columns: the cost columns ``costs`` provides.
+        limits: ``column -> largest allowed value`` (the budgets: filtered, never learned).
+    """
+
+    space: Any
+    objectives: tuple[Any, ...]
+    costs: Callable[[Architecture], Mapping[str, float]]
+    columns: tuple[str, ...] = CHEAP_COLUMNS
+    limits: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_config(cls, config: Any) -> "SamplerContext":
+        """The context of a search configuration: its space, objectives, budgets, costs at its dataset."""
+        from functools import partial
+
+        from nas.cost.arch_cost import quick_cost_of
+        from nas.search.study_objectives import parse_objectives
+        from search_spaces import load_space
+
+        limits = {column: float(limit) for column, limit in (("ops", config.max_ops), ("latency", config.max_latency))
+                  if limit is not None}
+        return cls(load_space(config.space), parse_objectives(list(config.objectives)),
+                   partial(quick_cost_of, dataset=config.dataset), CHEAP_COLUMNS, limits)
+
+    def check(self, sampler: str) -> None:
+        """Refuse (ConfigError, one line) a study with more than one objective unknown before training,
+        or a budget this context cannot cost."""
+        learned = [o.column for o in self.objectives if o.column not in self.columns]
+        missing = learned[1:] + [c for c in self.limits if c not in self.columns]
+        if missing:
+            raise ConfigError(f"sampler {sampler!r} learns one objective and needs every other one and every budget "
+                              f"before training; {', '.join(missing)} has no cheap value: use --sampler tpe")
+
+
+def network_key(arch: Architecture) -> str:
+    """The id of ``arch`` with the fields that change its training but not its network reset.
+
+    KD (points, weight), β and the sign estimator's surrogate gradient leave the built network, and
+    so every cost, unchanged (``tests/test_cost_aware.py`` checks it against fvcore).
+    """
+    if arch.kd.points:
+        arch = arch.with_changes(**{"kd.points": [], "kd.weight": 0.0})
+    if arch.ib.points and arch.ib.beta != 0.0:
+        arch = arch.with_changes(**{"ib.beta": 0.0})
+    if arch.binarizer.activation != Binarizer().activation and arch.binarize.any():
+        arch = arch.with_changes(**{"binarizer.activation": Binarizer().activation})
+    return arch.id
+
+
+class _Encoder:
+    """Architecture fields (and log costs) → a vector in [0, 1]^d for the GP."""
+
+    def __init__(self, space: Any) -> None:
+        self.parts: list[tuple[str, tuple[Any, ...]]] = [(d.name, d.choices) for d in space.dimensions if len(d.choices) > 1]
+        self._rows: dict[str, list[float]] = {}
+
+    def __call__(self, archs: Sequence[Architecture]) -> np.ndarray:
+        rows = [self._rows[a.id] if a.id in self._rows else self._rows.setdefault(a.id, self._row(a)) for a in archs]
+        return np.asarray(rows, dtype=float).reshape(len(archs), -1)
+
+    def _row(self, arch: Architecture) -> list[float]:
+        flat, row = arch.to_flat(), []
+        for name, choices in self.parts:
+            value = flat[name]
+            if isinstance(choices[0], bool):
+                row.append(float(value))
+            elif isinstance(choices[0], str):
+                row += [float(value == c) for c in choices]
+            else:  # an ordered numeric grid: the value's place along it
+                grid = sorted(choices)
+                row.append(float(np.interp(value, grid, np.linspace(0.0, 1.0, len(grid)))))
+        return row
+
+
+class CostAwareSampler(optuna.samplers.BaseSampler):
+    """Expected hypervolume improvement over exactly costed candidates (see the module docstring).
+
+    Args:
+        context: the study's space, objectives, exact costs and budgets.
+        seed: seeds the start-up picks and the pool of a sampled space.
+    """
+
+    def __init__(self, context: SamplerContext, *, seed: int | None = None) -> None:
+        self.context = context
+        self._rng = np.random.default_rng(seed)
+        self._fallback = optuna.samplers.RandomSampler(seed=seed)
+        self._encode = _Encoder(context.space)
+        # The one objective learned (Δm, or a task metric), the others costs known before training.
+        self._delta = next(i for i, o in enumerate(context.objectives) if o.column not in context.columns)
+        self._sign = 1.0 if context.objectives[self._delta].direction == "maximize" else -1.0
+        self._cost_columns = [o.column for i, o in enumerate(context.objectives) if i != self._delta]
+        self._costs: dict[str, np.ndarray] = {}  # network key -> all cost columns (objectives, then limits)
+        self._keys: dict[str, str] = {}  # architecture id -> network key
+        self._pool: dict[str, Architecture] = {}  # candidate id -> architecture
+        self._arch_of_trial: dict[int, Architecture | None] = {}  # finished trials only (they never change)
+        self._proposed: dict[int, Architecture] = {}  # this process's proposals until their trial finishes
+        self._gp_start: np.ndarray | None = None
+        self._last_best: list[Architecture] = []  # the previous proposal's top candidates: parents of mutants
+        self._enumerated = context.space.size() <= ENUMERATE_LIMIT
+
+    # ------------------------------------------------------------------ Optuna's sampler interface
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return {d.name: CategoricalDistribution(d.choices) for d in self.context.space.dimensions if len(d.choices) > 1}
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        if "fixed_params" in trial.system_attrs or not search_space:
+            return {}  # an enqueued trial (a preset) keeps its parameters
+        arch = self.propose(study)
+        self._proposed[trial.number] = arch
+        return {k: v for k, v in self.context.space.params_of(arch).items() if k in search_space}
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, distribution: Any) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._proposed.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+        self._fallback.reseed_rng()
+
+    # ------------------------------------------------------------------ the proposal
+    def propose(self, study: optuna.Study) -> Architecture:
+        """The untried, affordable candidate with the highest expected hypervolume improvement.
+
+        Raises:
+            SpaceExhausted: every affordable architecture is trained, queued or running.
+        """
+        observed, pending, taken = self._study_state(study)
+        candidates = [a for a in self._candidates(observed) if a.id not in taken]
+        if not candidates:
+            raise SpaceExhausted(f"the search space is exhausted: every architecture of {self.context.space.name!r} "
+                                 "within the budgets is trained, queued or running")
+        costs = self._cost_matrix(candidates)
+        with_dm = [(a, v, ok) for a, v, ok in observed if math.isfinite(v[self._delta])]
+        if len(with_dm) < STARTUP:
+            return candidates[int(self._rng.integers(len(candidates)))]
+        archs = [a for a, _, _ in with_dm]
+        values = np.array([v for _, v, _ in with_dm], dtype=float)
+        delta = values[:, self._delta]
+        observed_costs = np.delete(values, self._delta, axis=1)
+        scale = self._cost_scale(np.vstack([costs, observed_costs]))
+        gp = self._fit(archs, observed_costs, delta, scale)
+        # The front: feasible trials only (a bound on a metric is known only after training).
+        feasible = np.array([ok for _, _, ok in with_dm], dtype=bool) & self._affordable(observed_costs)
+        front = np.column_stack([observed_costs, delta])[feasible]
+        if pending:
+            pending_costs = self._cost_matrix(pending)
+            believed, _ = gp.predict(self._features(pending, pending_costs, scale))
+            gp = gp.conditioned(self._features(pending, pending_costs, scale), believed)
+            front = np.vstack([front, np.column_stack([pending_costs, believed])])
+        mean, std = gp.predict(self._features(candidates, costs, scale))
+        from nas.search.ehvi import expected_hvi
+
+        gain = expected_hvi(costs, mean, std, front, self._reference(costs, observed_costs, delta))
+        best = int(np.argmax(gain))
+        if not gain[best] > 0:  # nothing is expected to improve the front: explore by uncertainty
+            best = int(np.argmax(std))
+        self._last_best = [candidates[i] for i in np.argsort(-gain)[:4]]
+        return candidates[best]
+
+    def _study_state(self, study: optuna.Study) -> tuple[list[tuple[Architecture, tuple[float, ...], bool]], list[Architecture], set[str]]:
+        """(completed architectures with their values and feasibility, running or queued ones, every id taken)."""
+        observed, pending, taken = [], [], set()
+        for trial in study.get_trials(deepcopy=False):
+            arch = self._arch_of(trial)
+            if arch is None:
+                continue
+            if trial.state == TrialState.FAIL and str(trial.user_attrs.get("fail_reason", "")).startswith("not needed"):
+                continue  # a process stepped back from it: it was never run
+            taken.add(arch.id)
+            if trial.state == TrialState.COMPLETE:
+                values = list(trial.values)
+                values[self._delta] *= self._sign  # maximised inside the sampler
+                observed.append((arch, tuple(values), trial.user_attrs.get("feasible", True) is not False))
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                pending.append(arch)
+        for arch in self._proposed.values():  # proposed here, not yet recorded as the trial's parameters
+            if arch.id not in taken:
+                taken.add(arch.id)
+                pending.append(arch)
+        pending = [a for a in {a.id: a for a in pending}.values() if self._is_costed_ok(a)]
+        return observed, pending, taken
+
+    def _arch_of(self, trial: FrozenTrial) -> Architecture | None:
+        """A trial's architecture: recorded by the trial runner, else decoded from its parameters."""
+        if trial.number in self._arch_of_trial:
+            return self._arch_of_trial[trial.number]
+        arch = None
+        try:
+            if "arch" in trial.user_attrs:
+                arch = Architecture.from_dict(trial.user_attrs["arch"])
+            elif trial.state == TrialState.WAITING and "fixed_params" in trial.system_attrs:
+                arch = self.context.space.decode(trial.system_attrs["fixed_params"])
+            elif trial.params:
+                arch = self.context.space.decode(trial.params)
+        except ConfigError:
+            arch = None  # an outside-space trial not begun yet, or parameters still being suggested
+        if trial.state.is_finished():
+            self._arch_of_trial[trial.number] = arch
+        return arch
+
+    # ------------------------------------------------------------------ candidates and their costs
+    def _candidates(self, observed: list[tuple[Architecture, tuple[float, ...], bool]]) -> list[Architecture]:
+        space = self.context.space
+        if self._enumerated:
+            if not self._pool:
+                self._pool = {a.id: a for a in space.enumerate(limit=ENUMERATE_LIMIT)}
+        else:
+            fresh = [space.sample(self._rng) for _ in range(POOL_START if not self._pool else POOL_RANDOM)]
+            parents = self._last_best + [a for a, _, _ in observed[-2:]]
+            fresh += [self._mutant(parents[int(self._rng.integers(len(parents)))]) for _ in range(POOL_MUTANTS)] if parents else []
+            for arch in fresh:
+                self._pool.setdefault(arch.id, arch)
+        return [a for a in self._pool.values() if self._is_costed_ok(a)]
+
+    def _mutant(self, arch: Architecture) -> Architecture:
+        """``arch`` with one active dimension changed (conditional dimensions it opens drawn at random)."""
+        space = self.context.space
+        params = space.params_of(arch)
+        names = [d.name for d in space.dimensions if d.name in params and len(d.choices) > 1]
+        if not names:
+            return space.sample(self._rng)
+        name = names[int(self._rng.integers(len(names)))]
+        others = [c for c in space[name].choices if c != params[name]]
+        params[name] = others[int(self._rng.integers(len(others)))] if others else params[name]
+        active: dict[str, Any] = {}
+        for dim in space.dimensions:
+            if dim.active(active):
+                keep = dim.name in params and any(type(params[dim.name]) is type(c) and params[dim.name] == c for c in dim.choices)
+                active[dim.name] = params[dim.name] if keep else dim.choices[int(self._rng.integers(len(dim.choices)))]
+        return space.decode(active)
+
+    def _cost_row(self, arch: Architecture) -> np.ndarray:
+        key = self._keys.get(arch.id) or self._keys.setdefault(arch.id, network_key(arch))
+        if key not in self._costs:
+            counted = self.context.costs(arch)
+            columns = self._cost_columns + list(self.context.limits)
+            self._costs[key] = np.array([float(counted.get(c, math.nan)) for c in columns], dtype=float)
+        return self._costs[key]
+
+    def _is_costed_ok(self, arch: Architecture) -> bool:
+        """Its costs are known and within every budget."""
+        row = self._cost_row(arch)
+        limits = np.array(list(self.context.limits.values()), dtype=float)
+        return bool(np.all(np.isfinite(row)) and np.all(row[len(self._cost_columns):] <= limits))
+
+    def _cost_matrix(self, archs: Sequence[Architecture]) -> np.ndarray:
+        return np.array([self._cost_row(a)[: len(self._cost_columns)] for a in archs], dtype=float).reshape(len(archs), -1)
+
+    def _affordable(self, costs: np.ndarray) -> np.ndarray:
+        """Observed points within the budgets that are objectives (a budget on another column was filtered before)."""
+        mask = np.ones(len(costs), dtype=bool)
+        for column, limit in self.context.limits.items():
+            if column in self._cost_columns:
+                mask &= costs[:, self._cost_columns.index(column)] <= limit
+        return mask
+
+    # ------------------------------------------------------------------ model and acquisition
+    @staticmethod
+    def _cost_scale(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logs = np.log(np.maximum(costs, 1e-12))
+        low, high = logs.min(axis=0), logs.max(axis=0)
+        return low, np.where(high > low, high - low, 1.0)
+
+    def _features(self, archs: Sequence[Architecture], costs: np.ndarray, scale: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        low, span = scale
+        return np.hstack([self._encode(archs), (np.log(np.maximum(costs, 1e-12)) - low) / span])
+
+    def _fit(self, archs: list[Architecture], costs: np.ndarray, delta: np.ndarray, scale: tuple[np.ndarray, np.ndarray]) -> Any:
+        from nas.search.gp import fit_gp
+
+        gp = fit_gp(self._features(archs, costs, scale), delta, start=self._gp_start)
+        self._gp_start = gp.log_params
+        return gp
+
+    @staticmethod
+    def _reference(candidate_costs: np.ndarray, observed_costs: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """The worst cost of any candidate or trial and the worst Δm seen, each padded by 10 % of its range."""
+        costs = np.vstack([candidate_costs, observed_costs])
+        high, low = costs.max(axis=0), costs.min(axis=0)
+        worst_cost = high + 0.1 * np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
+        spread = float(delta.max() - delta.min()) or max(abs(float(delta.min())), 1.0)
+        return np.append(worst_cost, float(delta.min()) - 0.1 * spread)

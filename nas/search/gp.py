@@ -1,0 +1,136 @@
+"""A small Gaussian process for Δm over encoded architectures.
+
+Matérn-5/2 kernel with one length scale per feature (ARD), a signal and a noise variance, fitted
+by maximising the log marginal likelihood (torch's L-BFGS, autograd). The
+targets are standardised; the prediction is the latent function's mean and standard deviation, in
+the units of the targets. A few hundred observations fit in well under a second, which is the
+budget of one proposal of :class:`nas.search.cost_aware.CostAwareSampler`.
+
+The linear algebra runs in torch (float64) on one thread: its matrices are a few hundred wide,
+and numpy's multithreaded BLAS on such matrices spends its time waiting for cores when the
+machine is shared (×30 slower under load on the project's 2-core machine).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = ["GaussianProcess", "fit_gp", "neg_log_likelihood"]
+
+_SQRT5 = 5.0 ** 0.5
+#: Bounds of the log hyperparameters: length scales (features live in [0, 1]), signal, noise.
+_LOG_LENGTH = (np.log(0.05), np.log(20.0))
+_LOG_SIGNAL = (np.log(0.05), np.log(20.0))
+_LOG_NOISE = (np.log(1e-4), np.log(2.0))
+_JITTER = 1e-8
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float64))
+
+
+def _matern(x: torch.Tensor, z: torch.Tensor, lengths: torch.Tensor, signal: torch.Tensor | float) -> torch.Tensor:
+    """The Matérn-5/2 kernel matrix (differentiable: the distance is floored above 0, where sqrt's slope is infinite)."""
+    a, b = x / lengths, z / lengths
+    sq = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T).clamp_min(1e-30)
+    r = sq.sqrt()
+    return signal * (1.0 + _SQRT5 * r + 5.0 / 3.0 * sq) * torch.exp(-_SQRT5 * r)
+
+
+@dataclass
+class GaussianProcess:
+    """A fitted GP: hyperparameters, the training inputs and the factorised kernel."""
+
+    x: np.ndarray
+    y: np.ndarray  # standardised targets
+    log_params: np.ndarray  # [log lengths..., log signal, log noise]
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        p = np.exp(self.log_params)
+        self._lengths, self._signal, noise = _tensor(p[:-2]), float(p[-2]), float(p[-1])
+        self._x = _tensor(self.x)
+        with one_thread():
+            kernel = _matern(self._x, self._x, self._lengths, self._signal)
+            kernel += (noise + _JITTER) * torch.eye(len(self.y), dtype=torch.float64)
+            self._chol = torch.linalg.cholesky(kernel)
+            self._alpha = torch.cholesky_solve(_tensor(self.y)[:, None], self._chol)[:, 0]
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the latent function at ``x``, in the targets' units."""
+        with one_thread():
+            cross = _matern(self._x, _tensor(x), self._lengths, self._signal)
+            mean = (cross.T @ self._alpha).numpy()
+            v = torch.linalg.solve_triangular(self._chol, cross, upper=False)
+            var = (self._signal - (v * v).sum(0)).clamp_min(1e-12).numpy()
+        return self.offset + self.scale * mean, self.scale * np.sqrt(var)
+
+    def conditioned(self, x: np.ndarray, y: np.ndarray) -> "GaussianProcess":
+        """The same hyperparameters with more (e.g. fantasised) observations, in the targets' units."""
+        if not len(x):
+            return self
+        extra = (np.asarray(y, float) - self.offset) / self.scale
+        return GaussianProcess(np.vstack([self.x, x]), np.concatenate([self.y, extra]), self.log_params,
+                               self.offset, self.scale)
+
+
+def neg_log_likelihood(log_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The negative log marginal likelihood of standardised targets ``y`` (differentiable in torch)."""
+    p = log_params.exp()
+    kernel = _matern(x, x, p[:-2], p[-2]) + (p[-1] + _JITTER) * torch.eye(len(y), dtype=torch.float64)
+    chol = torch.linalg.cholesky(kernel)
+    alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
+    return 0.5 * y @ alpha + torch.log(torch.diagonal(chol)).sum() + 0.5 * len(y) * np.log(2 * np.pi)
+
+
+def fit_gp(x: np.ndarray, y: np.ndarray, *, start: np.ndarray | None = None) -> GaussianProcess:
+    """Fit the hyperparameters to ``(x, y)``: from ``start`` (e.g. the previous fit) when given, else
+    from a default; with fewer than 3 points, the default's hyperparameters as they are.
+
+    torch's L-BFGS on unbounded variables mapped into the bounds by a sigmoid (scipy's L-BFGS-B
+    calls a multithreaded BLAS that crawls on a shared machine, as above)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    offset, scale = float(y.mean()), float(y.std()) or 1.0
+    target = (y - offset) / scale
+    dims = x.shape[1]
+    default = np.concatenate([np.full(dims, np.log(0.5)), [0.0, np.log(0.1)]])
+    if len(y) < 3:  # too few points to learn anything: the prior's hyperparameters
+        return GaussianProcess(x, target, default, offset, scale)
+    initial = start if start is not None and len(start) == len(default) else default
+    low = _tensor([_LOG_LENGTH[0]] * dims + [_LOG_SIGNAL[0], _LOG_NOISE[0]])
+    high = _tensor([_LOG_LENGTH[1]] * dims + [_LOG_SIGNAL[1], _LOG_NOISE[1]])
+    share = ((_tensor(initial) - low) / (high - low)).clamp(1e-3, 1 - 1e-3)
+    free = torch.log(share / (1 - share)).requires_grad_(True)
+    inputs, targets = _tensor(x), _tensor(target)
+    optimizer = torch.optim.LBFGS([free], lr=1.0, max_iter=50, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = neg_log_likelihood(low + (high - low) * torch.sigmoid(free), inputs, targets)
+        loss.backward()
+        return loss
+
+    with one_thread():
+        try:
+            optimizer.step(closure)
+            fitted = (low + (high - low) * torch.sigmoid(free)).detach().numpy()
+        except RuntimeError:  # a kernel that is not positive definite along the way: keep the start
+            fitted = initial
+    return GaussianProcess(x, target, np.asarray(fitted, dtype=float), offset, scale)
