@@ -11,7 +11,6 @@ import math
 import sys
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 

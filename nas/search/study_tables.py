@@ -125,8 +125,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def front_frame(trials: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     """The front's members: non-dominated COMPLETE feasible architectures (their mean over repeated
     trainings), cheapest first."""
-    from analysis.pareto import front_members
-
     return front_members(trials, objectives, feasible_only=True)
 
 
