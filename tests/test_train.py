@@ -128,6 +128,24 @@ def test_gradients_reach_the_kd_adapters(data, teacher) -> None:
     assert not any(k.startswith("kd.") for k in without)
 
 
+def test_only_full_precision_conv_and_linear_weights_decay(data) -> None:
+    """ReAct's [1, C, 1, 1] thresholds and shifts are per-channel vectors: no weight decay for them."""
+    from nas.model.binary import BinaryConv2d, BinaryLinear, RPReLU
+
+    arch = get_preset("bi-mtdp-f").with_changes(**{"binarizer.react": True})
+    model = build(arch, data[0].meta.tasks)
+    no_decay, decay = (group["params"] for group in train_module._param_groups([model], 0.01))
+    decayed = {id(p) for p in decay}
+    rprelu = [p for m in model.modules() if isinstance(m, RPReLU) for p in m.parameters()]
+    assert rprelu and not any(id(p) in decayed for p in rprelu)
+    binary = [m.weight for m in model.modules() if isinstance(m, (BinaryConv2d, BinaryLinear))]
+    assert binary and not any(id(p) in decayed for p in binary)
+    dense = [m.weight for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not isinstance(m, (BinaryConv2d, BinaryLinear))]
+    assert dense and {id(p) for p in dense} == decayed
+    assert len(no_decay) + len(decay) == len({id(p) for p in model.parameters()})
+
+
 def test_a_nan_loss_raises_with_the_step(data, monkeypatch: pytest.MonkeyPatch) -> None:
     train, val = data
     original = TrainingLoss.forward

@@ -269,7 +269,12 @@ class TrainingLoss(nn.Module):
 
 
 def _param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: latent binary weights, BN, biases and per-channel vectors get no decay."""
+    """AdamW groups: only the weights of full-precision convolutions and linear layers decay.
+
+    Latent binary weights (their sign is what counts), BN, biases and per-channel vectors do not:
+    ReAct's thresholds and RPReLU shifts are [1, C, 1, 1] tensors, so the rule is by layer, not
+    by the number of dimensions.
+    """
     decay, no_decay, seen = [], [], set()
     for module in modules:
         for sub in module.modules():
@@ -277,8 +282,9 @@ def _param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[st
                 if not param.requires_grad or id(param) in seen:
                     continue
                 seen.add(id(param))
-                binary = isinstance(sub, (BinaryConv2d, BinaryLinear)) and name == "weight"
-                (decay if param.dim() > 1 and not binary else no_decay).append(param)
+                binary = isinstance(sub, (BinaryConv2d, BinaryLinear))
+                dense = isinstance(sub, (nn.Conv2d, nn.Linear)) and name == "weight"
+                (decay if dense and not binary else no_decay).append(param)
     groups = [{"params": no_decay, "weight_decay": 0.0}]
     if decay:
         groups.append({"params": decay, "weight_decay": weight_decay})
