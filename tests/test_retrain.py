@@ -17,6 +17,7 @@ import pytest
 import torch
 from _studies import hand_study
 
+import nas.deploy.retrain as retrain_module
 from analysis.objectives import DEFAULT_OBJECTIVES
 from analysis.retrain import compare_retrain, kendall_tau
 from nas.cli import main
@@ -27,6 +28,7 @@ from nas.errors import ConfigError
 from nas.model.arch import Architecture
 from nas.search.study_open import load_existing
 from nas.search.study_tables import front_frame, trials_frame
+from nas.training.checkpoint import Checkpointing
 from nas.training.fidelity import FIDELITIES, get_fidelity
 
 PROGRESS = re.compile(r"^\[\d+/\d+\] trial \d+ .*-> [-+]\d+\.\d\d % at smoke \(3 steps")
@@ -112,6 +114,43 @@ def test_a_killed_retrain_resumes_and_keeps_what_finished(retrained, tmp_path, c
     again = json.loads((out / redo / "metrics.json").read_text())
     assert again["metrics"] == before["metrics"] and again["delta_m"] == before["delta_m"]  # same seed, same threads
     assert len(pd.read_csv(out / TABLE)) == len(table)
+
+
+def test_a_network_killed_mid_training_resumes_from_its_checkpoint(retrained, tmp_path, capsys, monkeypatch) -> None:
+    root = _copy(retrained[0], tmp_path)
+    out = retrain_dir(root / "s", "smoke")
+    table = pd.read_csv(out / TABLE)
+    redo = table[table["preset"] == "bi-mtdp-f"].iloc[0]["arch_id"]
+    before = json.loads((out / redo / "metrics.json").read_text())
+    shutil.rmtree(out / redo)
+    command = ["retrain", "--study", "s", "--results-dir", str(root), "--pareto", "--fidelity", "smoke"]
+    monkeypatch.setattr(retrain_module, "CHECKPOINT_EVERY", 1)
+    save, load = Checkpointing.save, Checkpointing.load
+
+    def save_then_die(self, run, state):
+        save(self, run, state)
+        raise KeyboardInterrupt  # the process is killed right after the step-1 checkpoint
+
+    monkeypatch.setattr(Checkpointing, "save", save_then_die)
+    assert main(command) == 130
+    checkpoint = out / ".checkpoints" / f"{redo}.pt"
+    assert checkpoint.is_file() and not (out / redo).exists()
+
+    resumed_at: list[int] = []
+
+    def spy_load(self, run):
+        state = load(self, run)
+        resumed_at.append(state and state["step"])
+        return state
+
+    monkeypatch.setattr(Checkpointing, "save", save)
+    monkeypatch.setattr(Checkpointing, "load", spy_load)
+    capsys.readouterr()
+    assert main(command) == 0
+    assert resumed_at == [1]
+    again = json.loads((out / redo / "metrics.json").read_text())
+    assert again["metrics"] == before["metrics"] and again["delta_m"] == before["delta_m"]
+    assert not checkpoint.exists()  # removed once the network is written
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -13,6 +14,7 @@ import torch
 import nas.training.train as train_module
 from nas.errors import ConfigError
 from nas.model.builder import build
+from nas.training.checkpoint import Checkpointing
 from nas.training.fidelity import get_fidelity
 from nas.training.teacher import Teacher
 from nas.training.train import FitResult, TrainingError, TrainingLoss, fit, load_data, resolve_device
@@ -67,6 +69,34 @@ def test_rungs_score_mid_training_without_changing_the_result(data, teacher) -> 
     assert [step for step, _ in seen] == [1, 2]  # the last step is the trial's result, not a rung
     assert all(math.isfinite(dm) for _, dm in seen)
     assert with_rungs.metrics == plain.metrics and with_rungs.loss_curve == plain.loss_curve
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_result(data, teacher, tmp_path: Path) -> None:
+    """Killed at step 7 of 10 (last save at 6): the resumed run crosses a minibatch-order refill and
+    IB noise draws, and still ends bit-identical to an uninterrupted one; another seed's run ignores
+    the file."""
+    train, val = data
+    arch = get_preset("bi-mtdp-f")  # IB (random noise) and KD (teacher features)
+    ten = dataclasses.replace(SMOKE, steps=10)
+    whole, whole_model = fit(arch, train, val, ten, teacher=teacher, seed=0)
+    saves = Checkpointing(tmp_path / "ckpt.pt", every=3)
+
+    def kill(step: int, metrics: dict, delta_m: float | None) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(arch, train, val, ten, teacher=teacher, seed=0, rungs=[7], on_rung=kill, checkpoint=saves)
+    run = {"arch": arch.id, "fidelity": dataclasses.asdict(ten), "seed": 0, "threads": torch.get_num_threads(), "device": "cpu"}
+    assert saves.load(run)["step"] == 6
+    lines: list[str] = []
+    resumed, resumed_model = fit(arch, train, val, ten, teacher=teacher, seed=0, checkpoint=saves, log=lines.append)
+    assert lines[0].startswith("resumed at step 6/10")
+    assert resumed.loss_curve == whole.loss_curve and resumed.metrics == whole.metrics
+    assert all(torch.equal(a, b) for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()))
+
+    other, _ = fit(arch, train, val, ten, teacher=teacher, seed=1)
+    not_resumed, _ = fit(arch, train, val, ten, teacher=teacher, seed=1, checkpoint=saves)
+    assert not_resumed.loss_curve == other.loss_curve
 
 
 def test_a_rung_callback_that_raises_stops_training(data, teacher) -> None:

@@ -18,6 +18,7 @@ import torch
 from analysis.atomic import atomic_write_bytes
 from nas.cost.arch_cost import cost_of
 from nas.model.arch import Architecture
+from nas.training.checkpoint import Checkpointing
 from nas.training.fidelity import Fidelity, get_fidelity
 
 __all__ = ["Evaluator"]
@@ -122,9 +123,11 @@ class Evaluator:
         seed: int | None = None,
         rungs: Sequence[int] = (),
         on_rung: Callable[[int, dict[str, Any], float | None], None] | None = None,
+        checkpoint: Checkpointing | None = None,
     ) -> tuple[dict[str, Any], torch.nn.Module]:
         """:meth:`train` without keeping the weights: the record and the trained network (retraining
-        keeps them elsewhere, :mod:`nas.deploy.retrain`)."""
+        keeps them elsewhere, :mod:`nas.deploy.retrain`, and resumes a killed network from its
+        ``checkpoint``)."""
         from nas.training.prior import below_prior
         from nas.training.train import fit
 
@@ -140,7 +143,7 @@ class Evaluator:
         result, model = fit(
             arch, state["train"], state["val"], self.fidelity,
             teacher=teacher, seed=seed, device=state["device"], reference=teacher.metrics,
-            rungs=rungs, on_rung=on_rung,
+            rungs=rungs, on_rung=on_rung, checkpoint=checkpoint,
         )
         return ({"metrics": result.metrics, "delta_m": result.delta_m, "task_delta": self._task_delta(result.metrics),
                  "seconds": result.seconds, "steps": result.steps, "below_prior": below_prior(result.metrics, state["prior"])},

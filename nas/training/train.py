@@ -48,6 +48,7 @@ from nas.model.arch import Architecture
 from nas.model.binary import BinaryConv2d, BinaryLinear
 from nas.model.builder import ModelOutput, build
 from nas.model.tasks import delta_m, get_task
+from nas.training.checkpoint import Checkpointing
 from nas.training.fidelity import Fidelity
 
 if TYPE_CHECKING:
@@ -342,6 +343,7 @@ def fit(
     log: Callable[[str], None] | None = None,
     rungs: Sequence[int] = (),
     on_rung: Callable[[int, dict[str, dict[str, float]], float | None], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> tuple[FitResult, nn.Module]:
     """Train ``arch`` on ``train`` for ``fidelity.steps`` steps and score it on ``val``.
 
@@ -360,6 +362,9 @@ def fit(
             ``on_rung(step, metrics, delta_m)`` is called: the hook of multi-objective early
             stopping (:mod:`nas.search.early_stopping`), which stops a trial by raising from ``on_rung``.
             Scoring reads no random numbers, so the final result is the same with or without rungs.
+        checkpoint: save the whole training state every ``checkpoint.every`` steps, and resume from
+            a saved state of the same run (architecture, fidelity, seed, threads, device) if there is one: the result
+            is the same as an uninterrupted run's. Rungs before the resumed step are not scored again.
 
     Returns:
         ``(FitResult, trained model in eval mode)``.
@@ -395,9 +400,25 @@ def fit(
     tail_start = fidelity.steps - max(1, fidelity.steps // 10)
     tail: dict[str, float] = {}
     rung_steps = {int(r) for r in rungs if 0 < int(r) < fidelity.steps}
+    run = {"arch": arch.id, "fidelity": asdict(fidelity), "seed": int(seed), "threads": torch.get_num_threads(), "device": device.type}
+    saved = checkpoint.load(run) if checkpoint is not None else None
+    first_step, trained_before = 0, 0.0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        loss_fn.load_state_dict(saved["loss"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        order, curve, tail = saved["order"], list(saved["curve"]), dict(saved["tail"])
+        first_step, trained_before = int(saved["step"]), float(saved["train_seconds"])
+        if log is not None:
+            log(f"resumed at step {first_step}/{fidelity.steps} from {checkpoint.path}")
     model.train()
-    train_start = time.perf_counter()
-    for step in range(fidelity.steps):
+    train_start = time.perf_counter() - trained_before
+    for step in range(first_step, fidelity.steps):
         if len(order) < batch:
             order = torch.cat([order, torch.randperm(len(train), generator=generator)])
         index, order = order[:batch], order[batch:]
@@ -433,6 +454,15 @@ def fit(
             model.train()
             rung_dm = delta_m(rung_metrics, reference, meta.task_names) if reference is not None else None
             on_rung(step + 1, rung_metrics, rung_dm)
+        if checkpoint is not None and checkpoint.due(step + 1, fidelity.steps):
+            checkpoint.save(run, {
+                "step": step + 1, "train_seconds": time.perf_counter() - train_start,
+                "model": model.state_dict(), "loss": loss_fn.state_dict(),
+                "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "order": order, "curve": curve, "tail": tail,
+            })
     train_seconds = time.perf_counter() - train_start
 
     eval_start = time.perf_counter()
