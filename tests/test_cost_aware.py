@@ -197,3 +197,94 @@ def test_a_search_that_names_no_sampler_keeps_its_studys_and_a_new_one_gets_the_
     assert not lines and not (tmp_path / "new").exists()
     latency = replace(old, study="lat", objectives=("delta_m", "latency"), sampler="random").validated()
     assert _default_sampler(latency, lines.append) == "tpe" and len(lines) == 1 and "latency" in lines[0]
+
+
+# ---- early stopping and the study's noise ------------------------------------------------------------
+
+
+def test_a_final_value_is_predicted_from_a_rung_by_a_line_whose_uncertainty_grows_away_from_the_data() -> None:
+    from nas.search.cost_aware import RUNG_PAIRS, predict_from_rung
+
+    rng = np.random.default_rng(4)
+    rung = rng.uniform(-50, -40, 40)
+    pairs = np.column_stack([rung, 0.5 * rung - 5 + 0.3 * rng.standard_normal(40)])
+    mean, variance = predict_from_rung(pairs, -45.0)
+    assert mean == pytest.approx(0.5 * -45 - 5, abs=0.2) and variance == pytest.approx(0.09, rel=0.5)
+    far_mean, far_variance = predict_from_rung(pairs, -70.0)
+    assert far_mean == pytest.approx(0.5 * -70 - 5, abs=1.0) and far_variance > 3 * variance
+    assert predict_from_rung(pairs[: RUNG_PAIRS - 1], -45.0) is None
+    falling = np.column_stack([rung, -rung])  # a better rung value with a worse final one: no information, slope 0
+    assert predict_from_rung(falling, -70.0)[0] == pytest.approx(float(np.mean(-rung)))
+
+
+def test_gp_noise_can_be_set_and_an_uncertain_observation_pulls_less() -> None:
+    x = np.linspace(0, 1, 12)[:, None]
+    y = np.sin(3 * x[:, 0])
+    gp = fit_gp(x, y, noise=0.04)
+    assert np.exp(gp.log_params[-1]) * gp.scale ** 2 == pytest.approx(0.04)
+    refit = fit_gp(x, y, noise=0.04, start=fit_gp(x, y).log_params)  # a learned start does not override it
+    assert np.exp(refit.log_params[-1]) * refit.scale ** 2 == pytest.approx(0.04)
+    outlier = np.append(y, 5.0)
+    at = np.vstack([x, [[0.5]]])
+    sure = fit_gp(at, outlier, start=gp.log_params).predict(np.array([[0.5]]))[0][0]
+    unsure = fit_gp(at, outlier, start=gp.log_params, extra=np.append(np.zeros(12), 100.0)).predict(np.array([[0.5]]))[0][0]
+    assert abs(unsure - np.sin(1.5)) < 0.5 * abs(sure - np.sin(1.5))
+
+
+def tiny_space():
+    return get_space("mini").with_choices({"decoder.sharing": ["shared"], "binarize.distill": [True],
+                                           "ib.backbone": [False]}, name="tiny")
+
+
+def add_trained(study: optuna.Study, arch: Architecture, *, rung: float | None = None, stopped: bool = False) -> None:
+    """A trial of ``arch`` as a search with early stopping records it (Δm at step 4 = ``rung``)."""
+    from optuna.distributions import CategoricalDistribution
+
+    space = tiny_space()
+    params = space.params_of(arch)
+    attrs = {"arch": arch.to_dict(), "arch_id": arch.id, "rungs": [] if rung is None else [{"step": 4, "delta_m": rung}]}
+    if stopped:
+        attrs["pruned_at_step"] = 4
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED if stopped else optuna.trial.TrialState.COMPLETE,
+        values=None if stopped else [made_up_delta_m(arch), made_up_ops(arch)], user_attrs=attrs, params=params,
+        distributions={k: CategoricalDistribution(space[k].choices) for k in params}))
+
+
+def test_an_architecture_stopped_at_a_rung_is_proposed_again_for_its_full_budget_and_informs_the_model() -> None:
+    from nas.search.early_stopping import RETRAIN_ATTR
+
+    space = tiny_space()
+    archs = list(space.enumerate())
+    assert len(archs) >= 7
+    sampler = CostAwareSampler(context(space), seed=5)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i, arch in enumerate(archs[:-1]):  # final ≈ rung + 10
+        add_trained(study, arch, rung=made_up_delta_m(arch) - 10.0 + (-1) ** i * 0.5)
+    add_trained(study, archs[-1], rung=made_up_delta_m(archs[-1]) - 10.0, stopped=True)
+    trial = study.ask()
+    assert space.suggest(trial).id == archs[-1].id  # not lost: the only architecture not trained to the end
+    assert trial.user_attrs[RETRAIN_ATTR] == len(archs) - 1 == study.trials[-1].user_attrs[RETRAIN_ATTR]
+    model = sampler.model
+    assert len(model.y) == len(archs)  # the stopped trial's predicted Δm is one of the observations
+    assert model.extra[-1] > 0 and (model.extra[:-1] == 0).all()
+    study.tell(trial, [made_up_delta_m(archs[-1]), made_up_ops(archs[-1])])
+    with pytest.raises(SpaceExhausted):  # trained to the end now: nothing is left
+        space.suggest(study.ask())
+
+
+def test_the_studys_measured_noise_is_the_gps_noise() -> None:
+    from nas.search.repeats import NOISE_ATTR
+
+    space = get_space("mini")
+    sampler = CostAwareSampler(context(), seed=6)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    run(study, space, 6)
+    learned = np.exp(sampler.model.log_params[-1]) * sampler.model.scale ** 2
+    study.set_user_attr(NOISE_ATTR, {"column": "delta_m", "std": 0.5, "dof": 3, "architectures": 3})
+    run(study, space, 1)
+    assert np.exp(sampler.model.log_params[-1]) * sampler.model.scale ** 2 == pytest.approx(0.25)
+    assert learned != pytest.approx(0.25)
+    study.set_user_attr(NOISE_ATTR, {"column": "delta_m", "std": None, "dof": 0, "architectures": 0})
+    run(study, space, 1)  # unknown again: fitted
+    assert np.exp(sampler.model.log_params[-1]) * sampler.model.scale ** 2 != pytest.approx(0.25)

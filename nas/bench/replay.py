@@ -24,6 +24,7 @@ from analysis.objectives import is_log
 from analysis.pareto import pareto_mask
 from nas.bench.table import TabularBenchmark
 from nas.errors import ConfigError
+from nas.search.early_stopping import RETRAIN_ATTR
 from nas.search.local import quiet_optuna
 from nas.search.samplers import SAMPLERS, make_sampler
 
@@ -71,7 +72,10 @@ def replay(
 
     With early stopping, a trial reaches each of the rule's rungs at its share of its training
     time and is judged against the trials that reached that rung before it in simulated time; a
-    stopped trial is told to the sampler as PRUNED.
+    stopped trial is told to the sampler as PRUNED. The trial records its rungs and where it was
+    stopped as a search does (``rungs``, ``pruned_at_step``), and a trial that a sampler marks
+    :data:`~nas.search.early_stopping.RETRAIN_ATTR` is trained to the full budget, from scratch
+    (a search keeps no weights of a stopped trial), for the architecture's whole time.
     """
     from nas.errors import SpaceExhausted
 
@@ -107,6 +111,10 @@ def replay(
             kind, at = "complete", now
         elif early_stopping is not None and early_stopping.rung_steps(bench.steps(arch_id)):
             kind, at = "rung", now + _rung_time(bench, arch_id, early_stopping, 0)
+            if RETRAIN_ATTR in trial.user_attrs:  # retrained to the full budget: scored at the rungs, never stopped
+                kind, at = "complete", now + bench.seconds(arch_id)
+                trial.set_user_attr("rungs", [bench.rung_record(arch_id, step)
+                                              for step in early_stopping.rung_steps(bench.steps(arch_id))])
         else:
             kind, at = "complete", now + bench.seconds(arch_id)
         heapq.heappush(events, (at, next(order), kind, (trial, arch_id, now, 0, arch_id in completed)))
@@ -127,7 +135,9 @@ def replay(
             at_rung = population.setdefault(step, {})
             others = [v for a, v in at_rung.items() if a != arch_id]
             at_rung.setdefault(arch_id, values)  # an architecture's first record counts, as in a study
+            trial.set_user_attr("rungs", [bench.rung_record(arch_id, s) for s in steps[: rung + 1]])  # as a search records them
             if not early_stopping.decide(values, others, bench.directions, log=log_scale).continues:
+                trial.set_user_attr("pruned_at_step", step)
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 state["pruned"] += 1
                 state["spent"] += bench.seconds(arch_id) * step / bench.steps(arch_id)

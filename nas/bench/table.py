@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,12 @@ class TabularBenchmark:
             raise ConfigError(f"{self.source or 'table'}: no column {column!r} (Δm after {step} steps) to replay early stopping")
         return tuple(float(self._rows[arch_id][column] if o.column == "delta_m" else self._rows[arch_id][o.column])
                      for o in self.objectives)
+
+    def rung_record(self, arch_id: str, step: int) -> dict[str, Any]:
+        """The rung as a search records it on its trial (``rungs``, :mod:`nas.search.early_stopping`)."""
+        from nas.bench.tabulate import rung_column
+
+        return {"step": int(step), "delta_m": float(self._rows[arch_id][rung_column(step)])}
 
     def front(self) -> pd.DataFrame:
         """The true Pareto front: the non-dominated completed rows."""

@@ -13,8 +13,18 @@ OPs, FLOPs, size and params of an architecture are exact before it is trained (a
    twin, and two workers are not handed the same one);
 4. models Δm with a Gaussian process over an encoding of the architecture's fields and its costs
    (:mod:`nas.search.gp`); running trials are fantasised at their predicted Δm (the "kriging believer");
+   when the study measured its training noise (``--repeats``, :data:`nas.search.repeats.NOISE_ATTR`),
+   that is the GP's noise instead of a fitted one;
 5. proposes the candidate with the highest expected hypervolume improvement given its exact costs
    (:func:`nas.search.ehvi.expected_hvi`, closed form).
+
+With early stopping, a trial stopped at a rung is neither lost nor final. Its architecture stays a
+candidate, and it is an observation of the model: its final Δm predicted from its Δm at the rung
+by a least-squares line over the completed trials scored at that rung (:func:`predict_from_rung`),
+with that prediction's variance added to the GP's noise (at ``quick``, Δm after a quarter of the
+steps explains a sixth of the final Δm's variance, after half of them 40 %: weak evidence, weighted
+as such). If a stopped architecture then has the highest expected improvement it is proposed
+again, marked :data:`nas.search.early_stopping.RETRAIN_ATTR`, and trains to the full budget.
 
 When nothing is left to propose, :class:`nas.errors.SpaceExhausted` ends the search in one line.
 The sampler chooses a whole architecture at once (Optuna's relative sampling); an enqueued trial
@@ -34,8 +44,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import ConfigError, SpaceExhausted
 from nas.model.arch import Architecture, Binarizer
+from nas.search.early_stopping import RETRAIN_ATTR
+from nas.search.repeats import NOISE_ATTR
+from nas.search.study_objectives import value_of
 
-__all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "SamplerContext", "network_key"]
+__all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "SamplerContext", "network_key", "predict_from_rung"]
 
 #: Spaces up to this many architectures are enumerated; larger ones are sampled.
 ENUMERATE_LIMIT = 2048
@@ -45,6 +58,8 @@ CHEAP_COLUMNS = ("flops", "bops", "ops", "params", "size_bits")
 POOL_START, POOL_RANDOM, POOL_MUTANTS = 64, 3, 5
 #: Trials with a Δm before the model is trusted (before that: a seeded random candidate).
 STARTUP = 2
+#: Completed trials scored at a rung before a stopped trial's final value is predicted from that rung.
+RUNG_PAIRS = 5
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,41 @@ def network_key(arch: Architecture) -> str:
     return arch.id
 
 
+def predict_from_rung(pairs: np.ndarray, rung: float) -> tuple[float, float] | None:
+    """A stopped trial's final value predicted from its value ``rung`` at a rung, with the variance
+    of that prediction; None with fewer than :data:`RUNG_PAIRS` pairs.
+
+    ``pairs``: ``[n, 2]`` (value at the rung, final value) of completed trials scored at the same
+    rung. Least squares of the final value on the rung's value: the completed trials are those the
+    rung let through, a selection on the rung's value, which leaves the regression of the final
+    value on it unbiased (a mean gap between the two would not be). The slope is kept ≥ 0 (a worse
+    value at the rung never predicts a better final one); the variance is the residual variance
+    times the usual ``1 + 1/n + (x − x̄)² / Sxx``, so a rung value far below those seen counts for little.
+    """
+    pairs = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    if len(pairs) < RUNG_PAIRS:
+        return None
+    x, y = pairs[:, 0], pairs[:, 1]
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    slope = max(0.0, float(dx @ (y - y.mean())) / sxx) if sxx > 0 else 0.0
+    residual = y - y.mean() - slope * dx
+    variance = float(residual @ residual) / (len(y) - 2)
+    spread = 1.0 + 1.0 / len(y) + ((rung - x.mean()) ** 2 / sxx if sxx > 0 else 0.0)
+    return float(y.mean() + slope * (rung - x.mean())), variance * spread
+
+
+@dataclass
+class _StudyState:
+    """What a proposal reads from the study (values of the learned objective signed to be maximised)."""
+
+    observed: list[tuple[Architecture, tuple[float, ...], bool]]  # completed: values, feasible
+    pending: list[Architecture]  # running or queued
+    taken: set[str]  # ids not to propose: completed, pending, failed
+    stopped: dict[str, tuple[Architecture, int, int, float]]  # id -> (arch, trial number, rung step, value there)
+    rung_pairs: dict[int, list[tuple[float, float]]]  # step -> (value at the rung, final value) of completed trials
+
+
 class _Encoder:
     """Architecture fields (and log costs) → a vector in [0, 1]^d for the GP."""
 
@@ -153,6 +203,8 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self._proposed: dict[int, Architecture] = {}  # this process's proposals until their trial finishes
         self._gp_start: np.ndarray | None = None
         self._last_best: list[Architecture] = []  # the previous proposal's top candidates: parents of mutants
+        self._retrain: dict[str, int] = {}  # stopped architecture id -> its stopped trial, at the last proposal
+        self.model: Any = None  # the GP of the last proposal (None before the start-up trials are done), for inspection
         self._enumerated = context.space.size() <= ENUMERATE_LIMIT
 
     # ------------------------------------------------------------------ Optuna's sampler interface
@@ -164,6 +216,9 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             return {}  # an enqueued trial (a preset) keeps its parameters
         arch = self.propose(study)
         self._proposed[trial.number] = arch
+        if arch.id in self._retrain:  # an architecture stopped at a rung, now worth its full budget
+            study._storage.set_trial_user_attr(trial._trial_id, RETRAIN_ATTR, self._retrain[arch.id])
+            trial.set_user_attr(RETRAIN_ATTR, self._retrain[arch.id])  # the running Trial reads this copy
         return {k: v for k, v in self.context.space.params_of(arch).items() if k in search_space}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, distribution: Any) -> Any:
@@ -183,13 +238,14 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         Raises:
             SpaceExhausted: every affordable architecture is trained, queued or running.
         """
-        observed, pending, taken = self._study_state(study)
-        candidates = [a for a in self._candidates(observed) if a.id not in taken]
+        state = self._study_state(study)
+        candidates = [a for a in self._candidates(state.observed) if a.id not in state.taken]
         if not candidates:
             raise SpaceExhausted(f"the search space is exhausted: every architecture of {self.context.space.name!r} "
                                  "within the budgets is trained, queued or running")
+        self._retrain = {i: number for i, (_, number, _, _) in state.stopped.items()}
         costs = self._cost_matrix(candidates)
-        with_dm = [(a, v, ok) for a, v, ok in observed if math.isfinite(v[self._delta])]
+        with_dm = [(a, v, ok) for a, v, ok in state.observed if math.isfinite(v[self._delta])]
         if len(with_dm) < STARTUP:
             return candidates[int(self._rng.integers(len(candidates)))]
         archs = [a for a, _, _ in with_dm]
@@ -197,14 +253,14 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         delta = values[:, self._delta]
         observed_costs = np.delete(values, self._delta, axis=1)
         scale = self._cost_scale(np.vstack([costs, observed_costs]))
-        gp = self._fit(archs, observed_costs, delta, scale)
+        gp = self._fit(archs, observed_costs, delta, scale, self._stopped_observations(state), self._measured_noise(study))
         # The front: feasible trials only (a bound on a metric is known only after training).
         feasible = np.array([ok for _, _, ok in with_dm], dtype=bool) & self._affordable(observed_costs)
         front = np.column_stack([observed_costs, delta])[feasible]
-        if pending:
-            pending_costs = self._cost_matrix(pending)
-            believed, _ = gp.predict(self._features(pending, pending_costs, scale))
-            gp = gp.conditioned(self._features(pending, pending_costs, scale), believed)
+        if state.pending:
+            pending_costs = self._cost_matrix(state.pending)
+            believed, _ = gp.predict(self._features(state.pending, pending_costs, scale))
+            gp = gp.conditioned(self._features(state.pending, pending_costs, scale), believed)
             front = np.vstack([front, np.column_stack([pending_costs, believed])])
         mean, std = gp.predict(self._features(candidates, costs, scale))
         from nas.search.ehvi import expected_hvi
@@ -216,28 +272,56 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self._last_best = [candidates[i] for i in np.argsort(-gain)[:4]]
         return candidates[best]
 
-    def _study_state(self, study: optuna.Study) -> tuple[list[tuple[Architecture, tuple[float, ...], bool]], list[Architecture], set[str]]:
-        """(completed architectures with their values and feasibility, running or queued ones, every id taken)."""
-        observed, pending, taken = [], [], set()
+    def _study_state(self, study: optuna.Study) -> _StudyState:
+        """Completed, pending, taken and stopped architectures, and the rungs' (value, final value) pairs."""
+        state = _StudyState([], [], set(), {}, {})
+        objective = self.context.objectives[self._delta]
         for trial in study.get_trials(deepcopy=False):
             arch = self._arch_of(trial)
             if arch is None:
                 continue
             if trial.state == TrialState.FAIL and str(trial.user_attrs.get("fail_reason", "")).startswith("not needed"):
                 continue  # a process stepped back from it: it was never run
-            taken.add(arch.id)
+            rungs = {int(r["step"]): self._sign * v for r in trial.user_attrs.get("rungs") or ()
+                     if (v := value_of(objective, {**trial.user_attrs, "delta_m": r.get("delta_m"),
+                                                   "metrics": r.get("metrics") or {}})) is not None and math.isfinite(v)}
+            if trial.state == TrialState.PRUNED and "pruned_at_step" in trial.user_attrs:
+                step = int(trial.user_attrs["pruned_at_step"])  # stopped at a rung: a candidate still
+                state.stopped[arch.id] = (arch, trial.number, step, rungs.get(step, math.nan))
+                continue
+            state.taken.add(arch.id)
             if trial.state == TrialState.COMPLETE:
                 values = list(trial.values)
                 values[self._delta] *= self._sign  # maximised inside the sampler
-                observed.append((arch, tuple(values), trial.user_attrs.get("feasible", True) is not False))
+                state.observed.append((arch, tuple(values), trial.user_attrs.get("feasible", True) is not False))
+                if "duplicate_of" not in trial.user_attrs:
+                    for step, value in rungs.items():
+                        state.rung_pairs.setdefault(step, []).append((value, values[self._delta]))
             elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                pending.append(arch)
+                state.pending.append(arch)
         for arch in self._proposed.values():  # proposed here, not yet recorded as the trial's parameters
-            if arch.id not in taken:
-                taken.add(arch.id)
-                pending.append(arch)
-        pending = [a for a in {a.id: a for a in pending}.values() if self._is_costed_ok(a)]
-        return observed, pending, taken
+            if arch.id not in state.taken:
+                state.taken.add(arch.id)
+                state.pending.append(arch)
+        state.pending = [a for a in {a.id: a for a in state.pending}.values() if self._is_costed_ok(a)]
+        state.stopped = {i: s for i, s in state.stopped.items() if i not in state.taken and self._is_costed_ok(s[0])}
+        return state
+
+    def _stopped_observations(self, state: _StudyState) -> list[tuple[Architecture, float, float]]:
+        """(architecture, predicted final value, its variance) of each stopped trial with a usable rung."""
+        found = []
+        for arch, _, step, value in state.stopped.values():
+            predicted = predict_from_rung(state.rung_pairs.get(step, []), value) if math.isfinite(value) else None
+            if predicted is not None:
+                found.append((arch, *predicted))
+        return found
+
+    def _measured_noise(self, study: optuna.Study) -> float | None:
+        """The variance of one training's Δm when the study measured it (repeats), if Δm is what is learned."""
+        if self.context.objectives[self._delta].column != "delta_m":
+            return None
+        std = (study.user_attrs.get(NOISE_ATTR) or {}).get("std")
+        return float(std) ** 2 if std is not None and math.isfinite(float(std)) and float(std) > 0 else None
 
     def _arch_of(self, trial: FrozenTrial) -> Architecture | None:
         """A trial's architecture: recorded by the trial runner, else decoded from its parameters."""
@@ -324,11 +408,21 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         low, span = scale
         return np.hstack([self._encode(archs), (np.log(np.maximum(costs, 1e-12)) - low) / span])
 
-    def _fit(self, archs: list[Architecture], costs: np.ndarray, delta: np.ndarray, scale: tuple[np.ndarray, np.ndarray]) -> Any:
+    def _fit(self, archs: list[Architecture], costs: np.ndarray, delta: np.ndarray, scale: tuple[np.ndarray, np.ndarray],
+             stopped: Sequence[tuple[Architecture, float, float]] = (), noise: float | None = None) -> Any:
+        """The GP of the learned value over completed trials and the stopped ones' predictions (with their variance)."""
         from nas.search.gp import fit_gp
 
-        gp = fit_gp(self._features(archs, costs, scale), delta, start=self._gp_start)
+        x = self._features(archs, costs, scale)
+        y, extra = delta, np.zeros(len(delta))
+        if stopped:
+            more = [a for a, _, _ in stopped]
+            x = np.vstack([x, self._features(more, self._cost_matrix(more), scale)])
+            y = np.concatenate([y, [m for _, m, _ in stopped]])
+            extra = np.concatenate([extra, [v for _, _, v in stopped]])
+        gp = fit_gp(x, y, start=self._gp_start, noise=noise, extra=extra)
         self._gp_start = gp.log_params
+        self.model = gp
         return gp
 
     @staticmethod

@@ -17,6 +17,11 @@ What a trial leaves behind (user attributes, the format the tabular benchmark re
 * ``pruned_at_step``: the rung it was stopped at (state ``PRUNED``, no objective values, so it is
   on no front; its cost attributes are kept).
 
+A trial carrying :data:`RETRAIN_ATTR` (the number of a trial of its architecture stopped at a rung)
+is a sampler's decision to train that architecture to the full budget after all (``ehvi`` does so
+when the stopped one's expected improvement is the highest): it is scored at the rungs but never
+stopped (:meth:`nas.search.trial_runner.TrialRunner.stop_at_rung`).
+
 :func:`rung_population` reads a rung's population back from a study's trials (any state, so
 running trials on other workers and a resumed study's history count).
 """
@@ -33,12 +38,15 @@ from analysis.pareto import non_dominated_sort
 from nas.errors import ConfigError
 from nas.search.study_objectives import value_of
 
-__all__ = ["Decision", "SuccessiveHalving", "crowding_distance", "parse_early_stopping", "rung_population"]
+__all__ = ["Decision", "RETRAIN_ATTR", "SuccessiveHalving", "crowding_distance", "parse_early_stopping",
+           "rung_population"]
 
 #: Rung steps are multiples of ``steps // RUNG_GRID`` (the tabular benchmark records Δm at
 #: ``k * steps // 8`` for k = 1..7, so any rung this module picks can be replayed from it).
 RUNG_GRID = 8
 _OFF = ("", "none", "off", "no", "false")
+#: The user attribute of a trial that retrains an architecture stopped early, to the full budget.
+RETRAIN_ATTR = "retrain_of"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 Matérn-5/2 kernel with one length scale per feature (ARD), a signal and a noise variance, fitted
 by maximising the log marginal likelihood (torch's L-BFGS, autograd). The
 targets are standardised; the prediction is the latent function's mean and standard deviation, in
-the units of the targets. A few hundred observations fit in well under a second, which is the
+the units of the targets. Two kinds of knowledge about the noise can be given: its variance when
+the study measured it (``noise``: a single training's σ² from ``--repeats``, then not learned),
+and an extra variance per observation (``extra``: a Δm predicted from a trial stopped early is
+less certain than a measured one). A few hundred observations fit in well under a second, which is the
 budget of one proposal of :class:`nas.search.cost_aware.CostAwareSampler`.
 
 The linear algebra runs in torch (float64) on one thread: its matrices are a few hundred wide,
@@ -62,14 +65,16 @@ class GaussianProcess:
     log_params: np.ndarray  # [log lengths..., log signal, log noise]
     offset: float = 0.0
     scale: float = 1.0
+    extra: np.ndarray | None = None  # per observation: variance beyond the noise, standardised
 
     def __post_init__(self) -> None:
         p = np.exp(self.log_params)
         self._lengths, self._signal, noise = _tensor(p[:-2]), float(p[-2]), float(p[-1])
         self._x = _tensor(self.x)
+        self.extra = np.zeros(len(self.y)) if self.extra is None else np.asarray(self.extra, float)
         with one_thread():
             kernel = _matern(self._x, self._x, self._lengths, self._signal)
-            kernel += (noise + _JITTER) * torch.eye(len(self.y), dtype=torch.float64)
+            kernel += (noise + _JITTER) * torch.eye(len(self.y), dtype=torch.float64) + torch.diag(_tensor(self.extra))
             self._chol = torch.linalg.cholesky(kernel)
             self._alpha = torch.cholesky_solve(_tensor(self.y)[:, None], self._chol)[:, 0]
 
@@ -86,44 +91,55 @@ class GaussianProcess:
         """The same hyperparameters with more (e.g. fantasised) observations, in the targets' units."""
         if not len(x):
             return self
-        extra = (np.asarray(y, float) - self.offset) / self.scale
-        return GaussianProcess(np.vstack([self.x, x]), np.concatenate([self.y, extra]), self.log_params,
-                               self.offset, self.scale)
+        more = (np.asarray(y, float) - self.offset) / self.scale
+        return GaussianProcess(np.vstack([self.x, x]), np.concatenate([self.y, more]), self.log_params,
+                               self.offset, self.scale, np.concatenate([self.extra, np.zeros(len(more))]))
 
 
-def neg_log_likelihood(log_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The negative log marginal likelihood of standardised targets ``y`` (differentiable in torch)."""
+def neg_log_likelihood(log_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                       extra: torch.Tensor | None = None) -> torch.Tensor:
+    """The negative log marginal likelihood of standardised targets ``y`` (differentiable in torch);
+    ``extra``: each observation's variance beyond the noise."""
     p = log_params.exp()
     kernel = _matern(x, x, p[:-2], p[-2]) + (p[-1] + _JITTER) * torch.eye(len(y), dtype=torch.float64)
+    if extra is not None:
+        kernel = kernel + torch.diag(extra)
     chol = torch.linalg.cholesky(kernel)
     alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
     return 0.5 * y @ alpha + torch.log(torch.diagonal(chol)).sum() + 0.5 * len(y) * np.log(2 * np.pi)
 
 
-def fit_gp(x: np.ndarray, y: np.ndarray, *, start: np.ndarray | None = None) -> GaussianProcess:
+def fit_gp(x: np.ndarray, y: np.ndarray, *, start: np.ndarray | None = None, noise: float | None = None,
+           extra: np.ndarray | None = None) -> GaussianProcess:
     """Fit the hyperparameters to ``(x, y)``: from ``start`` (e.g. the previous fit) when given, else
     from a default; with fewer than 3 points, the default's hyperparameters as they are.
+
+    ``noise``: the observations' noise variance in the targets' units, when known (it is then kept,
+    not fitted; within the bounds); ``extra``: per observation, a variance added to it (targets' units).
 
     torch's L-BFGS on unbounded variables mapped into the bounds by a sigmoid (scipy's L-BFGS-B
     calls a multithreaded BLAS that crawls on a shared machine, as above)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     offset, scale = float(y.mean()), float(y.std()) or 1.0
     target = (y - offset) / scale
+    extra = None if extra is None else np.asarray(extra, float) / scale ** 2
     dims = x.shape[1]
-    default = np.concatenate([np.full(dims, np.log(0.5)), [0.0, np.log(0.1)]])
+    noise_bounds = _LOG_NOISE if noise is None else (float(np.clip(np.log(max(noise, 1e-300) / scale ** 2), *_LOG_NOISE)),) * 2
+    default = np.concatenate([np.full(dims, np.log(0.5)), [0.0, np.log(0.1) if noise is None else noise_bounds[0]]])
     if len(y) < 3:  # too few points to learn anything: the prior's hyperparameters
-        return GaussianProcess(x, target, default, offset, scale)
+        return GaussianProcess(x, target, default, offset, scale, extra)
     initial = start if start is not None and len(start) == len(default) else default
-    low = _tensor([_LOG_LENGTH[0]] * dims + [_LOG_SIGNAL[0], _LOG_NOISE[0]])
-    high = _tensor([_LOG_LENGTH[1]] * dims + [_LOG_SIGNAL[1], _LOG_NOISE[1]])
-    share = ((_tensor(initial) - low) / (high - low)).clamp(1e-3, 1 - 1e-3)
+    low = _tensor([_LOG_LENGTH[0]] * dims + [_LOG_SIGNAL[0], noise_bounds[0]])
+    high = _tensor([_LOG_LENGTH[1]] * dims + [_LOG_SIGNAL[1], noise_bounds[1]])
+    share = ((_tensor(initial) - low) / (high - low).clamp_min(1e-12)).clamp(1e-3, 1 - 1e-3)
     free = torch.log(share / (1 - share)).requires_grad_(True)
     inputs, targets = _tensor(x), _tensor(target)
+    extras = None if extra is None else _tensor(extra)
     optimizer = torch.optim.LBFGS([free], lr=1.0, max_iter=50, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = neg_log_likelihood(low + (high - low) * torch.sigmoid(free), inputs, targets)
+        loss = neg_log_likelihood(low + (high - low) * torch.sigmoid(free), inputs, targets, extras)
         loss.backward()
         return loss
 
@@ -133,4 +149,7 @@ def fit_gp(x: np.ndarray, y: np.ndarray, *, start: np.ndarray | None = None) -> 
             fitted = (low + (high - low) * torch.sigmoid(free)).detach().numpy()
         except RuntimeError:  # a kernel that is not positive definite along the way: keep the start
             fitted = initial
-    return GaussianProcess(x, target, np.asarray(fitted, dtype=float), offset, scale)
+    fitted = np.asarray(fitted, dtype=float)
+    if noise is not None:  # a start from an earlier fit may hold a learned noise: the measured one wins
+        fitted[-1] = noise_bounds[0]
+    return GaussianProcess(x, target, fitted, offset, scale, extra)

@@ -32,7 +32,7 @@ import optuna
 
 from analysis.objectives import is_log
 from nas.model.arch import Architecture
-from nas.search.early_stopping import parse_early_stopping
+from nas.search.early_stopping import RETRAIN_ATTR, parse_early_stopping
 from nas.search.repeats import NOISE_ATTR, REPEAT_ATTR, missing_front_repeats, repeat_of, repeat_seed, study_frame, taken_repeats
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
@@ -291,7 +291,10 @@ class TrialRunner:
         return tuple(noise.std if o.column == noise.column else 0.0 for o in self.objectives)
 
     def stop_at_rung(self, trial: optuna.trial.BaseTrial, arch_id: str, step: int, values: tuple[float, ...]) -> str | None:
-        """Judge a rung; when the trial stops, record where and return why (else None)."""
+        """Judge a rung; when the trial stops, record where and return why (else None). A trial that
+        retrains an architecture stopped before (:data:`RETRAIN_ATTR`) is never stopped."""
+        if RETRAIN_ATTR in trial.user_attrs:
+            return None
         decision = self.judge_rung(trial.study, trial.number, arch_id, step, values)
         if decision.continues:
             return None
