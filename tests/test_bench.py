@@ -284,6 +284,22 @@ def test_replay_with_early_stopping_stops_trials_and_charges_their_part_of_the_b
     assert stopped["hv_ratio"].iat[-1] <= full["hv_ratio"].iat[-1] + 1e-12  # it completed a subset
 
 
+def test_ehvi_with_early_stopping_retrains_stopped_architectures_for_their_whole_time() -> None:
+    """ehvi never trains an architecture twice, except one stopped at a rung that it proposes again:
+    that trial trains the full budget (10 s, from scratch) and adds no new architecture."""
+    from nas.search.early_stopping import SuccessiveHalving
+
+    bench = TabularBenchmark(synthetic_table())
+    curve = replay(bench, get_space("mini"), "ehvi", seed=0, trials=60, early_stopping=SuccessiveHalving(eta=2, rungs=2))
+    spent = np.diff(np.concatenate([[0.0], curve["train_seconds"]]))
+    new = np.diff(np.concatenate([[0], curve["trainings"]])) > 0
+    stopped = np.diff(np.concatenate([[0], curve["pruned"]])) == 1
+    assert stopped.sum() > 0
+    retrained = ~new & ~stopped
+    assert retrained.sum() > 0 and set(np.round(spent[retrained], 6)) == {10.0}
+    assert curve["trainings"].iat[-1] + retrained.sum() == 60
+
+
 def test_early_stopping_summary_compares_training_time_to_the_full_budget_hv() -> None:
     def curve(seed, rule, seconds, hv):
         return pd.DataFrame({"sampler": "s", "seed": seed, "early_stopping": rule, "trial": range(1, len(hv) + 1),
@@ -299,6 +315,8 @@ def test_early_stopping_summary_compares_training_time_to_the_full_budget_hv() -
     # seed 0: target 0.9 reached at 20 s (full) and 10 s (sh); seed 1: target 0.72 at 10 s, never with sh (10 s spent)
     assert summary["seconds_full"] == pytest.approx(15.0) and summary["seconds_early_stopping"] == pytest.approx(10.0)
     assert summary["reached"] == "1/2" and summary["ratio"] == pytest.approx(10 / 15)
+    assert summary["seed_ratio"] == pytest.approx((10 / 20 + 10 / 10) / 2)  # per seed: 0.5 and 1.0
+    assert summary["seconds_full_ci"] == pytest.approx(12.706 * 5 / 1, rel=1e-3)  # t(0.975, 1) · s / √2, s = 5√2
 
 
 def test_a_table_with_latency_replays_the_latency_objective_from_one_processor(tmp_path, capsys) -> None:

@@ -17,7 +17,8 @@ import pytest
 from nas.cli import main
 from nas.errors import ConfigError
 from nas.search.config import SearchConfig
-from nas.search.early_stopping import SuccessiveHalving, crowding_distance, parse_early_stopping, rung_population
+from nas.search.early_stopping import (RETRAIN_ATTR, SuccessiveHalving, crowding_distance, parse_early_stopping,
+                                      rung_population)
 from nas.search.local import Search
 from nas.search.study_open import CONFIG_ATTR
 
@@ -198,6 +199,19 @@ def test_local_search_prunes_the_dominated_trial_and_keeps_it_off_the_front(tmp_
     # A rung's population as the rule sees it: seeds and the good trials at step 4, not mtdp-fp.
     at4 = rung_population(study.get_trials(), 4, search.objectives)
     assert len(at4) == SEEDS + 5 and (-90.0, 1e9) not in at4
+
+
+def test_a_trial_that_retrains_a_stopped_architecture_is_never_stopped(tmp_path) -> None:
+    search = Search(config(tmp_path, "retrain"), log=lambda line: None)
+    search.evaluator = scripted_factory()(search.config, "cpu")
+    study = search.open()
+    add_seeds(study, (2, 4))
+    dominated = (-90.0, 1e9)  # worse than every seed at the rung
+    first = study.ask()
+    assert "pruned at step 2" in search.runner.stop_at_rung(first, "fp", 2, dominated)
+    again = study.ask()
+    again.set_user_attr(RETRAIN_ATTR, first.number)
+    assert search.runner.stop_at_rung(again, "fp", 2, dominated) is None
 
 
 def test_local_search_with_the_real_trainer_scores_rungs(tmp_path) -> None:

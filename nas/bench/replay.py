@@ -231,7 +231,8 @@ def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] =
     Per sampler and seed, the target is ``fraction`` × the HV the replay without early stopping
     ends with; each replay's time (``by``: the training seconds spent, or ``wall_seconds`` with
     parallel workers) is when it first reaches the target (a replay that never does counts as its
-    total time, and is reported in ``reached``).
+    total time, and is reported in ``reached``). ``_ci`` columns: half-widths of the 95 % confidence
+    intervals of the mean times and of the mean per-seed ratio (``seed_ratio``).
     """
     rows = []
     for sampler, group in curves.groupby("sampler", sort=False):
@@ -248,13 +249,18 @@ def early_stopping_summary(curves: pd.DataFrame, *, fractions: Sequence[float] =
                 time_es = trials_to_reach(stopped, target, by=by)
                 reached += math.isfinite(time_es)
                 stopped_times.append(time_es if math.isfinite(time_es) else float(stopped[by].iat[-1]))
+            seed_ratios = np.array(stopped_times) / np.maximum(np.array(full_times), 1e-12)
             rows.append({
                 "sampler": sampler,
                 "rule": stopped_runs["early_stopping"].iat[0],
                 "fraction": fraction,
                 "seconds_full": float(np.mean(full_times)),
+                "seconds_full_ci": confidence_halfwidth(full_times),
                 "seconds_early_stopping": float(np.mean(stopped_times)),
+                "seconds_early_stopping_ci": confidence_halfwidth(stopped_times),
                 "ratio": float(np.mean(stopped_times) / np.mean(full_times)),
+                "seed_ratio": float(np.mean(seed_ratios)),
+                "seed_ratio_ci": confidence_halfwidth(seed_ratios),
                 "reached": f"{reached}/{len(full_times)}",
             })
     return pd.DataFrame(rows)
