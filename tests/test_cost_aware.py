@@ -160,12 +160,44 @@ def test_conditional_space_and_presets_without_parameters() -> None:
     assert not study.trials[0].params
 
 
-def test_latency_without_a_cheap_value_is_refused_in_one_line(tmp_path) -> None:
+def test_latency_is_priced_by_the_layer_table_and_refused_only_where_nothing_prices_it(tmp_path, monkeypatch) -> None:
+    import nas.runtime.layer_table as layer_table
+
+    asked = []
+
+    def predicted(arch, dataset, *, threads=1, cache_dir=None, resolution=None):
+        asked.append((dataset, threads, cache_dir))
+        return {"latency": 2.0 * made_up_ops(arch)}
+
+    monkeypatch.setattr(layer_table, "predicted_latency", predicted)
     config = SearchConfig(study="s", space="mini", fidelity="smoke", sampler="ehvi", objectives=("delta_m", "latency"),
-                          results_dir=str(tmp_path))
+                          max_latency=30.0, results_dir=str(tmp_path)).validated()
+    known = SamplerContext.for_config(config)
+    arch = get_space("mini").sample(np.random.default_rng(0))
+    assert known.estimated == ("latency",) and known.limits == {"latency": 30.0}
+    assert known.costs(arch)["latency"] == 2.0 * made_up_ops(arch) and known.costs(arch)["ops"] == quick_cost_of(arch, "synth")["ops"]
+    assert asked == [("synth", 1, tmp_path / "latency-cache")] * 2  # the results root's cache, the study's threads
+    blind = SamplerContext(get_space("mini"), parse_objectives(["delta_m", "latency"]), lambda a: {"ops": 1.0}, ("ops",))
     with pytest.raises(ConfigError, match="latency has no cheap value"):
-        config.validated()
+        blind.check("ehvi")
     assert not (tmp_path / "s").exists()
+
+
+def test_an_estimated_budget_passes_candidates_within_its_margin() -> None:
+    from nas.search.cost_aware import ESTIMATE_MARGIN
+
+    space = tiny_space()
+    latency = SamplerContext(space, parse_objectives(["delta_m", "latency"]), lambda arch: {"latency": made_up_ops(arch)},
+                             ("latency",), {"latency": 13.0}, ("latency",))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=CostAwareSampler(latency, seed=7))
+    with pytest.raises(SpaceExhausted):
+        for _ in range(space.size() + 1):
+            trial = study.ask()
+            arch = space.suggest(trial)
+            study.tell(trial, [made_up_delta_m(arch), made_up_ops(arch)])
+    proposed = {made_up_ops(space.decode(t.params)) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    assert proposed == {c for c in map(made_up_ops, space.enumerate()) if c <= 13.0 * ESTIMATE_MARGIN}
+    assert max(proposed) > 13.0 and max(made_up_ops(a) for a in space.enumerate()) > 13.0 * ESTIMATE_MARGIN
 
 
 def test_a_search_stops_with_one_line_when_every_architecture_is_trained(tmp_path) -> None:
@@ -196,7 +228,7 @@ def test_a_search_that_names_no_sampler_keeps_its_studys_and_a_new_one_gets_the_
     assert _default_sampler(replace(old, study="new").validated(), lines.append) == DEFAULT_SAMPLER == "ehvi"
     assert not lines and not (tmp_path / "new").exists()
     latency = replace(old, study="lat", objectives=("delta_m", "latency"), sampler="random").validated()
-    assert _default_sampler(latency, lines.append) == "tpe" and len(lines) == 1 and "latency" in lines[0]
+    assert _default_sampler(latency, lines.append) == "ehvi" and not lines  # the layer table prices latency
 
 
 # ---- early stopping and the study's noise ------------------------------------------------------------

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _default_sampler(config: Any, log: Callable[[str], None]) -> str:
     """The sampler of a search that names none: the study's own when it exists (a study keeps the
     sampler it was created with; studies that did not record it used TPE), else the default, else
-    TPE when the default cannot cost an objective before training (latency, for now)."""
+    TPE when the default refuses the study (more than one objective learned from training)."""
     from nas.errors import ConfigError
     from nas.search.samplers import DEFAULT_SAMPLER
     from nas.search.study_open import stored_config

@@ -9,6 +9,11 @@ OPs, FLOPs, size and params of an architecture are exact before it is trained (a
    most promising candidates;
 2. costs them exactly, cached by the network they build (fields that only change training, such
    as KD and β, do not change the cost), and drops those over ``--max-ops``/``--max-latency``;
+   latency, which a trial measures, is priced by the processor's layer table
+   (:func:`nas.runtime.layer_table.predicted_latency`: repeatable, ≈ 0.15 s per architecture, median
+   error ≈ 15 %), for candidates and trained trials alike, so the sampler compares like with like;
+   against ``--max-latency`` a candidate may be predicted up to :data:`ESTIMATE_MARGIN` × the
+   budget (the search measures it and refuses it before training if it is over);
 3. drops every architecture already trained, queued or running (so a trial is never spent on a
    twin, and two workers are not handed the same one);
 4. models Δm with a Gaussian process over an encoding of the architecture's fields and its costs
@@ -54,6 +59,9 @@ __all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "SamplerConte
 ENUMERATE_LIMIT = 2048
 #: The columns :func:`nas.cost.arch_cost.quick_cost_of` provides (latency is measured, not counted).
 CHEAP_COLUMNS = ("flops", "bops", "ops", "params", "size_bits")
+#: An estimated cost (predicted latency) passes a budget up to this factor over it (the prediction's
+#: p90 error is 31–39 %, docs/LATENCY.md); the trial's measurement is what the budget then judges.
+ESTIMATE_MARGIN = 1.3
 #: A sampled space's pool: its first size, then random draws and mutants added per proposal.
 POOL_START, POOL_RANDOM, POOL_MUTANTS = 64, 3, 5
 #: Trials with a Δm before the model is trusted (before that: a seeded random candidate).
@@ -72,6 +80,8 @@ class SamplerContext:
         costs: ``arch -> {column: value}``, exact and cheap, for at least ``columns``.
         columns: the cost columns ``costs`` provides.
         limits: ``column -> largest allowed value`` (the budgets: filtered, never learned).
+        estimated: the columns among ``columns`` whose value here is an estimate of what a trial
+            measures (predicted latency): the sampler uses the estimate for trained trials too.
     """
 
     space: Any
@@ -79,10 +89,12 @@ class SamplerContext:
     costs: Callable[[Architecture], Mapping[str, float]]
     columns: tuple[str, ...] = CHEAP_COLUMNS
     limits: Mapping[str, float] = field(default_factory=dict)
+    estimated: tuple[str, ...] = ()
 
     @classmethod
     def for_config(cls, config: Any) -> "SamplerContext":
-        """The context of a search configuration: its space, objectives, budgets, costs at its dataset."""
+        """The context of a search configuration: its space, objectives, budgets, costs at its dataset
+        (and the predicted latency from the layer table in the results root, when latency matters)."""
         from functools import partial
 
         from nas.cost.arch_cost import quick_cost_of
@@ -91,8 +103,15 @@ class SamplerContext:
 
         limits = {column: float(limit) for column, limit in (("ops", config.max_ops), ("latency", config.max_latency))
                   if limit is not None}
-        return cls(load_space(config.space), parse_objectives(list(config.objectives)),
-                   partial(quick_cost_of, dataset=config.dataset), CHEAP_COLUMNS, limits)
+        space, objectives = load_space(config.space), parse_objectives(list(config.objectives))
+        counted = partial(quick_cost_of, dataset=config.dataset)
+        if not config.measures_latency:
+            return cls(space, objectives, counted, CHEAP_COLUMNS, limits)
+        from nas.runtime.arch_latency import LATENCY_CACHE
+
+        cache = config.directory.parent / LATENCY_CACHE  # where the search keeps its measured latencies too
+        return cls(space, objectives, partial(_counted_and_predicted, dataset=config.dataset, threads=int(config.threads),
+                                              cache_dir=cache), CHEAP_COLUMNS + ("latency",), limits, ("latency",))
 
     def check(self, sampler: str) -> None:
         """Refuse (ConfigError, one line) a study with more than one objective unknown before training,
@@ -102,6 +121,15 @@ class SamplerContext:
         if missing:
             raise ConfigError(f"sampler {sampler!r} learns one objective and needs every other one and every budget "
                               f"before training; {', '.join(missing)} has no cheap value: use --sampler tpe")
+
+
+def _counted_and_predicted(arch: Architecture, *, dataset: str, threads: int, cache_dir: Any) -> dict[str, float]:
+    """The counted costs and the layer table's predicted latency of ``arch``."""
+    from nas.cost.arch_cost import quick_cost_of
+    from nas.runtime.layer_table import predicted_latency
+
+    return {**quick_cost_of(arch, dataset),
+            "latency": float(predicted_latency(arch, dataset, threads=threads, cache_dir=cache_dir)["latency"])}
 
 
 def network_key(arch: Architecture) -> str:
@@ -251,7 +279,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         archs = [a for a, _, _ in with_dm]
         values = np.array([v for _, v, _ in with_dm], dtype=float)
         delta = values[:, self._delta]
-        observed_costs = np.delete(values, self._delta, axis=1)
+        observed_costs = self._as_estimated(archs, np.delete(values, self._delta, axis=1))
         scale = self._cost_scale(np.vstack([costs, observed_costs]))
         gp = self._fit(archs, observed_costs, delta, scale, self._stopped_observations(state), self._measured_noise(study))
         # The front: feasible trials only (a bound on a metric is known only after training).
@@ -381,19 +409,28 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         return self._costs[key]
 
     def _is_costed_ok(self, arch: Architecture) -> bool:
-        """Its costs are known and within every budget."""
+        """Its costs are known and within every budget (an estimated one within its margin)."""
         row = self._cost_row(arch)
-        limits = np.array(list(self.context.limits.values()), dtype=float)
+        limits = np.array([limit * (ESTIMATE_MARGIN if column in self.context.estimated else 1.0)
+                           for column, limit in self.context.limits.items()], dtype=float)
         return bool(np.all(np.isfinite(row)) and np.all(row[len(self._cost_columns):] <= limits))
+
+    def _as_estimated(self, archs: Sequence[Architecture], costs: np.ndarray) -> np.ndarray:
+        """Trained trials' costs with each estimated column replaced by its estimate, as candidates have it."""
+        for j, column in enumerate(self._cost_columns):
+            if column in self.context.estimated:
+                costs[:, j] = self._cost_matrix(archs)[:, j]
+        return costs
 
     def _cost_matrix(self, archs: Sequence[Architecture]) -> np.ndarray:
         return np.array([self._cost_row(a)[: len(self._cost_columns)] for a in archs], dtype=float).reshape(len(archs), -1)
 
     def _affordable(self, costs: np.ndarray) -> np.ndarray:
-        """Observed points within the budgets that are objectives (a budget on another column was filtered before)."""
+        """Observed points within the budgets that are objectives (a budget on another column was filtered
+        before; an estimated one was judged on the trial's measurement, in its feasibility)."""
         mask = np.ones(len(costs), dtype=bool)
         for column, limit in self.context.limits.items():
-            if column in self._cost_columns:
+            if column in self._cost_columns and column not in self.context.estimated:
                 mask &= costs[:, self._cost_columns.index(column)] <= limit
         return mask
 
