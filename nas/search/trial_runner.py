@@ -42,7 +42,7 @@ __all__ = ["FINISHED", "Outcome", "Tracker", "TrialEvaluator", "TrialFailed", "T
 #: States that count as finished towards ``--trials`` (a trial stopped at a rung used its budget).
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 #: Attributes of a trial that describe the trial itself, never copied from a twin.
-_OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed", REPEAT_ATTR})
+_OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed", REPEAT_ATTR, RETRAIN_ATTR})
 
 Record = Callable[[str, Any], None]
 OnRung = Callable[[int, tuple[float, ...]], None]
