@@ -11,6 +11,11 @@ figures. The goal (issue 17): at most 1 s per proposal at 200 finished trials.
 Usage (≈ 5 min on one idle core)::
 
     .venv/bin/python benchmarks/bench_sampler_overhead.py --trials 220 --block 20
+
+With ``--latency`` the objectives are (Δm, latency) and every candidate is also priced by the
+layer table (:func:`nas.runtime.layer_table.predicted_latency`, in ``--cache``; calibrated first
+if the table is new), as a search with a latency objective does; the trials are told the
+prediction as their latency.
 """
 
 from __future__ import annotations
@@ -48,10 +53,14 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20, help="report the median of each block of proposals (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--latency", action="store_true", help="objectives Δm and latency (predicted by the layer table)")
+    parser.add_argument("--cache", default="results", help="results root whose latency cache holds the layer table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     quiet_optuna()
-    config = SearchConfig(study="overhead", space="bimtdp", sampler="ehvi").validated()
+    objectives = ("delta_m", "latency") if args.latency else ("delta_m", "ops")
+    config = SearchConfig(study="overhead", space="bimtdp", sampler="ehvi", objectives=objectives,
+                          results_dir=args.cache).validated()
     context = SamplerContext.for_config(config)
     counting = {"seconds": 0.0}
 
@@ -62,7 +71,8 @@ def main() -> None:
         finally:
             counting["seconds"] += time.perf_counter() - started
 
-    sampler = CostAwareSampler(SamplerContext(context.space, context.objectives, timed_costs, context.columns), seed=args.seed)
+    sampler = CostAwareSampler(SamplerContext(context.space, context.objectives, timed_costs, context.columns,
+                                              estimated=context.estimated), seed=args.seed)
     space = get_space("bimtdp")
     study = optuna.create_study(directions=[o.direction for o in context.objectives], sampler=sampler)
     rows = []
@@ -73,13 +83,13 @@ def main() -> None:
         arch = space.suggest(trial)
         rows.append({"finished": number, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
                      "counting": counting["seconds"], "pool": len(sampler._pool)})
-        ops = context.costs(arch)["ops"]
-        study.tell(trial, [made_up_delta_m(arch), ops])
+        cost = context.costs(arch)[objectives[1]]
+        study.tell(trial, [made_up_delta_m(arch), cost])
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").is_file() else []
     if args.json:
         print(json.dumps({"load": load, "proposals": rows}))
         return
-    print(f"bimtdp, {args.trials} proposals by ehvi; load average {' '.join(load)}")
+    print(f"bimtdp, objectives {', '.join(objectives)}, {args.trials} proposals by ehvi; load average {' '.join(load)}")
     print(f"{'finished trials':>16} {'wall s (median)':>16} {'cpu s (median)':>15} {'counting s':>11} {'pool':>6}")
     first = rows[0]
     print(f"{0:>16} {first['wall']:>16.2f} {first['cpu']:>15.2f} {first['counting']:>11.2f} {first['pool']:>6}  (first: the pool is costed)")
