@@ -24,6 +24,7 @@ from analysis.objectives import ObjectiveLike, cost_index, directions_of, is_log
 __all__ = [
     "as_bool",
     "below_prior_tasks",
+    "cost_order",
     "evaluated_trials",
     "front_candidates",
     "front_members",
@@ -177,14 +178,18 @@ def _sort_by_cost(frame: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> p
     """Cheapest first; ties broken by the other objectives, best first; then by trial number."""
     if frame.empty:
         return frame
+    numbers = pd.to_numeric(frame["number"], errors="coerce").to_numpy(dtype=float) if "number" in frame.columns else None
+    return frame.iloc[cost_order(objective_values(frame, objectives), objectives, numbers)]
+
+
+def cost_order(values: np.ndarray, objectives: Sequence[ObjectiveLike], numbers: np.ndarray | None = None) -> np.ndarray:
+    """The row positions of ``values`` cheapest first (the order of :func:`_sort_by_cost`): by the
+    cost objective, ties by the other objectives best first, then by ``numbers`` (trial numbers)."""
     first = cost_index(objectives)
     order = [first] + [i for i in range(len(objectives)) if i != first]
-    loss = to_minimization(objective_values(frame, objectives), directions_of(objectives))
-    keys = [loss[:, i] for i in order]
-    if "number" in frame.columns:
-        keys.append(pd.to_numeric(frame["number"], errors="coerce").to_numpy(dtype=float))
-    positions = np.lexsort(keys[::-1])
-    return frame.iloc[positions]
+    loss = to_minimization(np.asarray(values, dtype=float), directions_of(objectives))
+    keys = [loss[:, i] for i in order] + ([np.asarray(numbers, dtype=float)] if numbers is not None else [])
+    return np.lexsort(keys[::-1])
 
 
 def pareto_front(

@@ -17,7 +17,8 @@ has), and its spread is the standard deviation of its trainings after removing `
 
 The study's noise (:func:`pooled_noise`) is the residual standard deviation ``σ`` of ε: the part of
 one training's Δm that no shared seed explains, on ``Σ (n_a − 1) − (levels of β fitted)`` degrees
-of freedom over the architectures trained more than once.
+of freedom over the architectures trained more than once. Every learned objective (Δm, a task metric
+such as ``semseg.miou``) gets its own σ by the same fit on its own column (:func:`study_noise`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import pandas as pd
 
 from analysis.objectives import COST_COLUMNS, ObjectiveLike
 
-__all__ = ["Noise", "architecture_means", "pooled_noise", "seed_effects", "spread_column", "trained_rows", "uncertain"]
+__all__ = ["Noise", "architecture_means", "noise_record", "noise_stds", "pooled_noise", "seed_effects", "spread_column", "study_noise",
+           "trained_rows", "uncertain"]
 
 #: Alternating least-squares sweeps of the additive fit (it converges in a handful on real studies).
 _SWEEPS = 200
@@ -194,3 +196,30 @@ def pooled_noise(trials: pd.DataFrame, column: str = "delta_m") -> Noise:
     if dof <= 0:
         return Noise(math.nan, 0, architectures, column, beta)
     return Noise(math.sqrt(residual / dof), dof, architectures, column, beta)
+
+
+def study_noise(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> dict[str, Noise]:
+    """The noise of Δm and of every other learned objective, by column, Δm first: one
+    :func:`pooled_noise` each (a task metric has its own σ and seed shifts, on its own scale)."""
+    learned = [o.column for o, flag in zip(objectives, uncertain(objectives)) if flag]
+    return {column: pooled_noise(trials, column) for column in dict.fromkeys(["delta_m", *learned])}
+
+
+def noise_record(noises: dict[str, Noise]) -> dict[str, object]:
+    """The noises as ``status --json`` and pareto.json carry them: ``noise`` (Δm's, the study's
+    headline and what :data:`nas.search.repeats.NOISE_ATTR` holds) and ``metric_noise`` (each
+    other learned objective's, by column)."""
+    return {"noise": noises["delta_m"].to_dict(),
+            "metric_noise": {column: noise.to_dict() for column, noise in noises.items() if column != "delta_m"}}
+
+
+def noise_stds(noises: dict[str, Noise], objectives: Sequence[ObjectiveLike]) -> tuple[float, ...] | None:
+    """Per objective, σ of one training (0 for a cost), or None while a learned objective's noise is
+    unknown: what resampling (:mod:`analysis.confidence`) and early stopping treat as noise."""
+    stds = []
+    for objective, flag in zip(objectives, uncertain(objectives)):
+        noise = noises.get(objective.column) if flag else None
+        if flag and (noise is None or not noise.known):
+            return None
+        stds.append(noise.std if flag else 0.0)
+    return tuple(stds)

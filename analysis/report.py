@@ -80,7 +80,7 @@ class ReportData:
     front: pd.DataFrame
     metrics: list[TaskMetric]
     knee: int | None
-    noise: Noise
+    noise: dict[str, Noise]
     run: RunSummary
     plots: dict[str, str] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
@@ -280,10 +280,11 @@ def _front_lines(data: ReportData) -> list[str]:
         notes.append("An architecture trained more than once (`--repeats`) is listed with its mean over its "
                      "trainings, Δm less each repeat's shared seed shift (`analysis.repeats`); Δm spread is the "
                      "standard deviation of its trainings after that correction.")
-    notes.append(f"Training noise: {data.noise.describe()}.")
+    notes.append(f"Training noise: {'; '.join(noise.describe() for noise in data.noise.values())}.")
     if sure:
-        notes.append("P(non-dominated): how often the member stays on the front when every architecture's mean Δm "
-                     "is resampled within that noise (σ/√trainings; `analysis.confidence`).")
+        notes.append("P(non-dominated): how often the member stays on the front when every architecture's mean of "
+                     "each learned objective is resampled within that objective's noise (σ/√trainings; "
+                     "`analysis.confidence`).")
     if data.knee is not None:
         how = " (the member most often the knee under that resampling)" if sure else ""
         notes.append(f"The knee (best balance, see `analysis.knee_point`) is trial {data.knee}{how}.")

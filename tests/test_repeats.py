@@ -19,14 +19,16 @@ import pytest
 from analysis.confidence import front_confidence, noisy_front
 from analysis.objectives import DEFAULT_OBJECTIVES
 from analysis.pareto import front_members, knee_point, pareto_front
-from analysis.repeats import architecture_means, pooled_noise, seed_effects
+from analysis.repeats import Noise, architecture_means, noise_stds, pooled_noise, seed_effects, study_noise
 from nas.search.early_stopping import SuccessiveHalving
 from nas.errors import ConfigError
 from nas.search.repeats import repeat_seed
 from nas.search.config import SearchConfig
 from nas.search.local import Search
+from nas.search.study_objectives import parse_objectives
 
 NOISE = 0.8
+MIOU_NOISE = 0.02
 
 
 def _unit(text: str) -> float:
@@ -53,8 +55,11 @@ class NoisyEvaluator:
 
     def train(self, arch, *, seed=None, rungs=(), on_rung=None):
         self.seeds.append((arch.id, seed))
-        error = float(np.random.default_rng([int(seed), int(arch.id, 16) % 2**31]).normal(0, NOISE))
-        return {"delta_m": self.truth(arch.id)[0] + error, "metrics": {"semseg": {"miou": 0.5}}, "seconds": 1.0, "steps": 3}
+        rng = np.random.default_rng([int(seed), int(arch.id, 16) % 2**31])
+        error, miou_error = rng.normal(0, NOISE), rng.normal(0, MIOU_NOISE)
+        miou = 0.5 + self.truth(arch.id)[0] / 100 + float(miou_error)  # its own noise, on its own scale
+        return {"delta_m": self.truth(arch.id)[0] + float(error), "metrics": {"semseg": {"miou": miou}}, "seconds": 1.0,
+                "steps": 3}
 
 
 def config(tmp_path, **changes) -> SearchConfig:
@@ -116,7 +121,7 @@ def test_confidence_separates_sure_members_from_lucky_ones_and_moves_the_knee() 
     candidates = pd.DataFrame({"arch_id": ["cheap", "close1", "close2", "dear", "far"],
                                "ops": [1e7, 1e8, 1.05e8, 1e9, 2e7],
                                "delta_m": [-40.0, -20.0, -20.3, -10.0, -60.0], "repeats": [3, 1, 1, 3, 1]})
-    chances = front_confidence(candidates, DEFAULT_OBJECTIVES, noise=1.0, draws=4000, seed=1)
+    chances = front_confidence(candidates, DEFAULT_OBJECTIVES, noise=(1.0, 0.0), draws=4000, seed=1)
     p = dict(zip(candidates["arch_id"], chances["p_nondominated"]))
     assert p["cheap"] == 1.0 and p["dear"] == 1.0 and p["far"] == 0.0
     assert 0.2 < p["close2"] < 0.6 and p["close1"] == 1.0  # close2 is on the front only when it is lucky
@@ -126,8 +131,57 @@ def test_confidence_separates_sure_members_from_lucky_ones_and_moves_the_knee() 
 
 
 def test_noisy_front_without_repeats_knows_no_probability() -> None:
-    front, noise = noisy_front(_trials([("a", -20.0, 1e7), ("b", -10.0, 1e8)]), DEFAULT_OBJECTIVES)
-    assert not noise.known and front["p_nondominated"].isna().all() and "unknown" in noise.describe()
+    front, noises = noisy_front(_trials([("a", -20.0, 1e7), ("b", -10.0, 1e8)]), DEFAULT_OBJECTIVES)
+    noise = noises["delta_m"]
+    assert list(noises) == ["delta_m"] and not noise.known and front["p_nondominated"].isna().all() and "unknown" in noise.describe()
+
+
+THREE = parse_objectives(["delta_m", "semseg.miou", "ops"])
+
+
+def _three() -> pd.DataFrame:
+    """Six architectures over Δm, mIoU and OPs: two extremes, two balanced ones within the noise of
+    each other ("knee" and "rival", which buys a little mIoU for a little more cost and Δm), one
+    cheap, one dominated."""
+    return pd.DataFrame({"number": range(6), "arch_id": ["cheap", "knee", "rival", "dear", "seg", "poor"],
+                         "ops": [1e7, 3e7, 3.1e7, 1e9, 5e8, 1e9],
+                         "delta_m": [-40.0, -22.0, -22.3, -10.0, -35.0, -50.0],
+                         "metric.semseg.miou": [0.20, 0.400, 0.405, 0.50, 0.52, 0.10], "repeats": [2] * 6})
+
+
+def test_the_knee_of_three_objectives_is_resampled_by_the_same_definition() -> None:
+    candidates = _three()
+    # Next to no noise: every draw's knee is the knee point's, every member is always on the front.
+    still = front_confidence(candidates, THREE, noise=(1e-9, 1e-9, 0.0), draws=200).join(candidates)
+    assert still.loc[still["p_knee"] == 1.0, "arch_id"].tolist() == [knee_point(candidates, THREE)["arch_id"]]
+    assert still.set_index("arch_id")["p_nondominated"].to_dict() == {"cheap": 1.0, "knee": 1.0, "rival": 1.0,
+                                                                     "dear": 1.0, "seg": 1.0, "poor": 0.0}
+    # Within the noise, knee and rival share the knee (the others are clear of it) and the knee point follows.
+    noisy = front_confidence(candidates, THREE, noise=(1.0, 0.01, 0.0), draws=3000, seed=2).join(candidates)
+    p_knee = noisy.set_index("arch_id")["p_knee"]
+    assert p_knee.sum() == pytest.approx(1.0) and p_knee["poor"] == 0.0
+    assert 0.15 < p_knee["knee"] < 0.85 and 0.15 < p_knee["rival"] < 0.85 and p_knee["knee"] + p_knee["rival"] > 0.9
+    assert knee_point(noisy, THREE)["arch_id"] == p_knee.idxmax()
+
+
+def test_a_task_metric_objective_has_its_own_noise_and_moves_the_front() -> None:
+    # mIoU alone keeps "rival" off knee's dominance (0.405 > 0.400): its noise, not Δm's, decides.
+    candidates = _three()
+    by_miou = front_confidence(candidates, THREE, noise=(0.0, 0.05, 0.0), draws=2000).join(candidates)
+    p = by_miou.set_index("arch_id")["p_nondominated"]
+    assert 0.3 < p["rival"] < 0.8 and p["cheap"] == 1.0 and p["dear"] == 1.0
+    exact = front_confidence(candidates, THREE, noise=(1.0, 0.0, 0.0), draws=2000).join(candidates)
+    assert exact.set_index("arch_id")["p_nondominated"]["rival"] > p["rival"]  # Δm noise alone cannot dominate it
+    # The study's noise per learned objective: one fit each on its own column (Δm first; costs none).
+    trials = _trials([("a", -20.0, 10.0), ("a", -22.0, 10.0), ("b", -30.0, 5.0), ("b", -30.0, 5.0)])
+    trials["metric.semseg.miou"] = [0.40, 0.44, 0.30, 0.32]
+    noises = study_noise(trials, THREE)
+    assert list(noises) == ["delta_m", "metric.semseg.miou"]
+    assert noises["metric.semseg.miou"].std == pytest.approx(pooled_noise(trials, "metric.semseg.miou").std)
+    assert noises["metric.semseg.miou"].std == pytest.approx(math.sqrt((0.02**2 * 2 + 0.01**2 * 2) / 2))
+    assert noise_stds(noises, THREE) == pytest.approx((1.0, noises["metric.semseg.miou"].std, 0.0))
+    unknown = {**noises, "metric.semseg.miou": Noise(math.nan, 0, 0, "metric.semseg.miou")}
+    assert noise_stds(unknown, THREE) is None  # one learned objective without a noise: none to use
 
 
 def test_early_stopping_never_stops_a_trial_for_a_difference_below_the_noise() -> None:
@@ -169,6 +223,22 @@ def test_a_front_architecture_is_trained_k_times_with_k_seeds_and_its_mean_is_th
     assert study.user_attrs["delta_m_noise"]["dof"] == payload["noise"]["dof"]
 
 
+def test_a_study_of_task_metrics_records_and_uses_their_noise(tmp_path) -> None:
+    search = Search(config(tmp_path, objectives=("semseg.miou", "ops")), evaluator=NoisyEvaluator(), log=lambda line: None)
+    study = search.run(trials=12)
+    trials = pd.read_csv(tmp_path / "r" / "trials.csv")
+    miou = pooled_noise(trials, "metric.semseg.miou")
+    assert miou.known and 0.3 * MIOU_NOISE < miou.std < 3 * MIOU_NOISE  # its own scale, not Δm's (NOISE = 0.8)
+    payload = json.loads((tmp_path / "r" / "pareto.json").read_text())
+    assert payload["metric_noise"]["metric.semseg.miou"]["std"] == pytest.approx(miou.std)
+    assert payload["noise"]["column"] == "delta_m" and payload["noise"]["std"] == pytest.approx(pooled_noise(trials).std)
+    assert study.user_attrs["metric_noise"]["metric.semseg.miou"]["dof"] == miou.dof
+    front = pd.read_csv(tmp_path / "r" / "pareto.csv")
+    assert front["p_nondominated"].between(0, 1).all()  # resampled within mIoU's noise (Δm is no objective)
+    # Early stopping's tolerance: each objective's own noise, none for the cost.
+    assert search.runner.tolerance(study.get_trials()) == pytest.approx((miou.std, 0.0))
+
+
 def test_queued_repeats_survive_a_resume_and_a_conflicting_k_is_refused(tmp_path) -> None:
     Search(config(tmp_path), evaluator=NoisyEvaluator(), log=lambda line: None).run(trials=1)
     study = Search(config(tmp_path), evaluator=NoisyEvaluator(), log=lambda line: None).open()
@@ -204,7 +274,8 @@ def test_the_cli_takes_repeats_and_status_shows_the_noise(tmp_path, capsys) -> N
     assert main(["status", "--study", "r", "--results-dir", str(tmp_path)]) == 0
     assert "training noise: delta_m std" in capsys.readouterr().out
     assert main(["status", "--study", "r", "--results-dir", str(tmp_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["noise"]["dof"] >= 2
+    status = json.loads(capsys.readouterr().out)
+    assert status["noise"]["dof"] >= 2 and status["metric_noise"] == {}  # no task metric among the objectives
     assert main(["search", "--study", "bad", "--repeats", "0", "--results-dir", str(tmp_path)]) == 2
     assert "repeats must be an integer >= 1" in capsys.readouterr().err
 

@@ -89,19 +89,26 @@ def replay_repeats(
         |believed − true Δm| over its members).
     """
     from analysis.pareto import front_members
-    from nas.search.repeats import REPEAT_ATTR, missing_front_repeats, study_frame, taken_repeats
-    from nas.search.samplers import make_sampler
+    from nas.bench.replay import table_context
+    from nas.errors import SpaceExhausted
     from nas.search.local import quiet_optuna
+    from nas.search.repeats import REPEAT_ATTR, missing_front_repeats, record_noise, study_frame, taken_repeats
+    from nas.search.samplers import make_sampler
 
     if not 1 <= repeats <= len(benches):
         raise ConfigError(f"repeats {repeats}: the replay has {len(benches)} table(s), one per repeat")
     quiet_optuna()
     objectives = truth.objectives
-    study = optuna.create_study(directions=[o.direction for o in objectives], sampler=make_sampler(sampler, seed=seed))
+    study = optuna.create_study(directions=[o.direction for o in objectives],
+                                sampler=make_sampler(sampler, seed=seed, context=table_context(truth, space)))
     spent, trainings, idle = 0.0, 0, 0
     while spent < budget_seconds and idle < _IDLE_LIMIT:
         trial = study.ask()
-        arch = space.suggest(trial)
+        try:
+            arch = space.suggest(trial)
+        except SpaceExhausted:  # the sampler has nothing new to propose: the search ends here
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
         if REPEAT_ATTR in trial.user_attrs:
             repeat = int(trial.user_attrs[REPEAT_ATTR])
         else:
@@ -123,6 +130,8 @@ def replay_repeats(
         idle = idle + 1 if repeat is None else 0
         study.tell(trial, list(values))
         trials = study.get_trials(deepcopy=False)
+        if repeats > 1:  # as the search does after every trial (nas.search.trial_runner.TrialRunner.queue_repeats)
+            record_noise(study, trials, objectives)
         for arch_id, wanted in missing_front_repeats(trials, objectives, repeats).items():
             params = next(t.params for t in trials if t.user_attrs.get("arch_id") == arch_id)
             for r in wanted:

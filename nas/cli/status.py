@@ -1,5 +1,6 @@
 """Show how a study stands: trials by state, the best trial per objective, Pareto size, the training
-noise (the pooled spread of Δm between repeated trainings of one architecture, ``--repeats``),
+noise (the pooled spread of Δm, and of each task-metric objective, between repeated trainings of one
+architecture, ``--repeats``),
 elapsed time, and the trials that scored worse than the trivial prior on some task (they learned
 nothing there). An architecture trained more than once counts with its mean.
 
@@ -71,7 +72,7 @@ def _line(label: str, entry: dict | None, objectives) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.repeats import pooled_noise
+    from analysis.repeats import noise_record, study_noise
     from nas.search.study_open import load_existing
     from nas.search.study_tables import front_frame, trials_frame
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     states = Counter(t.state.name for t in trials)
     frame = trials_frame(study)
     best = _best(frame, objectives) if len(frame) else {o.name: None for o in objectives}
-    noise = pooled_noise(frame)
+    noises = study_noise(frame, objectives)
     reference = _reference(frame, objectives) if len(frame) else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "best": best,
         "reference": reference,
         "pareto_size": len(front_frame(frame, objectives)) if len(frame) else 0,
-        "noise": noise.to_dict(),
+        **noise_record(noises),
         "elapsed_seconds": elapsed,
         "training_seconds": compute,
         "below_prior": below_prior,
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         label = "highest" if objective.direction == "maximize" else "lowest"
         print(_line(f"{label} {objective.name}", best[objective.name], objectives))
     print(f"Pareto front: {status['pareto_size']} architectures")
-    print(f"training noise: {noise.describe()}")
+    for noise in noises.values():
+        print(f"training noise: {noise.describe()}")
     print(f"elapsed {elapsed:.0f} s (first start to last finish), training {compute:.0f} s")
     if below_prior:
         listed = ", ".join(f"{n} ({', '.join(tasks)})" for n, tasks in sorted(below_prior.items()))

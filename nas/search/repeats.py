@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["NOISE_ATTR", "REPEAT_ATTR", "SEED_STRIDE", "missing_front_repeats", "repeat_of", "repeat_seed", "study_frame",
-           "taken_repeats"]
+__all__ = ["METRIC_NOISE_ATTR", "NOISE_ATTR", "REPEAT_ATTR", "SEED_STRIDE", "missing_front_repeats", "record_noise",
+           "repeat_of", "repeat_seed", "study_frame", "taken_repeats"]
 
 #: The user attribute holding a trial's repeat index (absent: 0).
 REPEAT_ATTR = "repeat"
 #: The study user attribute holding its current noise estimate (``analysis.repeats.Noise.to_dict``),
 #: refreshed after every trial of a study with repeats, for samplers and early stopping to read.
 NOISE_ATTR = "delta_m_noise"
+#: The study user attribute holding the noise of each learned task-metric objective, by column
+#: (``analysis.repeats.noise_record``), refreshed with :data:`NOISE_ATTR`.
+METRIC_NOISE_ATTR = "metric_noise"
 #: Seeds of repeat r are ``seed + r * SEED_STRIDE``: far apart from the study seeds users pick.
 SEED_STRIDE = 1000
 
@@ -64,6 +67,16 @@ def study_frame(trials: Any, objectives: Any) -> "pd.DataFrame":
             for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None]
     columns = ["number", "state", "arch_id", REPEAT_ATTR, "feasible", "duplicate_of", "delta_m"]
     return pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *[o.column for o in objectives]])))
+
+
+def record_noise(study: Any, trials: Any, objectives: Any) -> None:
+    """Refresh the study's noise estimates (:data:`NOISE_ATTR`, :data:`METRIC_NOISE_ATTR`) from its
+    ``trials``, for samplers and early stopping to read."""
+    from analysis.repeats import noise_record, study_noise
+
+    record = noise_record(study_noise(study_frame(trials, objectives), objectives))
+    study.set_user_attr(NOISE_ATTR, record["noise"])
+    study.set_user_attr(METRIC_NOISE_ATTR, record["metric_noise"])
 
 
 def missing_front_repeats(trials: Any, objectives: Any, repeats: int) -> dict[str, list[int]]:

@@ -133,14 +133,16 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
 
     A front member's objectives and metrics are the mean over its trainings (``repeats`` of them,
     ``delta_m_std`` apart); ``p_nondominated``/``p_knee`` say how sure the study is of it, given its
-    noise (``noise`` in pareto.json; all unknown without repeated trainings).
+    noise (``noise``: Δm's, ``metric_noise``: each learned task-metric objective's, in pareto.json; all
+    unknown without repeated trainings).
     """
     from analysis.confidence import noisy_front
+    from analysis.repeats import noise_record
 
     out_dir = Path(out_dir)
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     trials = trials_frame(study)
-    front, noise = noisy_front(trials, objectives, feasible_only=True)
+    front, noises = noisy_front(trials, objectives, feasible_only=True)
     atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out_dir / "pareto.csv", front.drop(columns=["arch_json"], errors="ignore").to_csv(index=False))
     members = []
@@ -165,7 +167,7 @@ def write_tables(study: optuna.Study, objectives: Sequence[Objective], out_dir: 
                 "export": f"exports/{row['arch_id']}" if exported else None,
             }
         )
-    atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], "noise": noise.to_dict(),
+    atomic_write_json(out_dir / "pareto.json", {"objectives": [o.name for o in objectives], **noise_record(noises),
                                                 "front": members})
     return front
 

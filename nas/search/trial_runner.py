@@ -33,7 +33,8 @@ import optuna
 from analysis.objectives import is_log
 from nas.model.arch import Architecture
 from nas.search.early_stopping import RETRAIN_ATTR, parse_early_stopping
-from nas.search.repeats import NOISE_ATTR, REPEAT_ATTR, missing_front_repeats, repeat_of, repeat_seed, study_frame, taken_repeats
+from nas.search.repeats import (REPEAT_ATTR, missing_front_repeats, record_noise, repeat_of, repeat_seed, study_frame,
+                                taken_repeats)
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
 
@@ -280,15 +281,12 @@ class TrialRunner:
                                           log=[is_log(o) for o in self.objectives], tolerance=self.tolerance(trials))
 
     def tolerance(self, trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[float, ...] | None:
-        """Per objective, the study's training noise (σ of Δm from its repeats; 0 for every other
-        objective), or None while it is unknown: early stopping never stops a trial for a Δm
+        """Per objective, the study's training noise (σ of each learned objective from its repeats;
+        0 for a cost), or None while it is unknown: early stopping never stops a trial for a
         difference below it."""
-        from analysis.repeats import pooled_noise
+        from analysis.repeats import noise_stds, study_noise
 
-        noise = pooled_noise(study_frame(trials, self.objectives))
-        if not noise.known:
-            return None
-        return tuple(noise.std if o.column == noise.column else 0.0 for o in self.objectives)
+        return noise_stds(study_noise(study_frame(trials, self.objectives), self.objectives), self.objectives)
 
     def stop_at_rung(self, trial: optuna.trial.BaseTrial, arch_id: str, step: int, values: tuple[float, ...]) -> str | None:
         """Judge a rung; when the trial stops, record where and return why (else None). A trial that
@@ -371,7 +369,8 @@ class TrialRunner:
     # ------------------------------------------------------------------ repeats
     def queue_repeats(self, study: optuna.Study) -> list[str]:
         """With ``repeats`` K > 1, after a trial: queue the missing repeats of every architecture on the
-        front (means over its trainings) and refresh the study's noise estimate (:data:`NOISE_ATTR`).
+        front (means over its trainings) and refresh the study's noise estimates
+        (:func:`~nas.search.repeats.record_noise`).
 
         A queued repeat is an ordinary waiting trial with the architecture's parameters and its
         ``repeat`` index: whichever process asks next (this loop, a worker, the Ray driver) runs
@@ -379,10 +378,8 @@ class TrialRunner:
         """
         if self.config.repeats <= 1:
             return []
-        from analysis.repeats import pooled_noise
-
         trials = study.get_trials(deepcopy=False)
-        study.set_user_attr(NOISE_ATTR, pooled_noise(study_frame(trials, self.objectives)).to_dict())
+        record_noise(study, trials, self.objectives)
         lines = []
         for arch_id, wanted in missing_front_repeats(trials, self.objectives, self.config.repeats).items():
             first = min((t for t in trials if t.user_attrs.get("arch_id") == arch_id
