@@ -240,7 +240,7 @@ def plot_tradeoff(
         repeated = data.repeated()
         if len(repeated):
             counts = sorted({int(n) for n in repeated["repeats"]})
-            handles.append(ax.errorbar(x_of(repeated), y_of(repeated), yerr=repeated["delta_m_std"].to_numpy(float),
+            handles.append(ax.errorbar(x_of(repeated), y_of(repeated), yerr=repeated[data.spread()].to_numpy(float),
                                        fmt="none", ecolor=_COLOR["front"], elinewidth=1.2, capsize=4, zorder=4,
                                        label=f"front member: mean ± std over {'/'.join(map(str, counts))} "
                                              f"trainings ({len(repeated)})"))

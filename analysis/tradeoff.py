@@ -11,6 +11,7 @@ import pandas as pd
 from analysis.objectives import ObjectiveLike, drawn_pair, objective_values
 from analysis.confidence import noisy_front
 from analysis.pareto import as_bool, below_prior_tasks, evaluated_trials, knee_point
+from analysis.repeats import spread_column
 
 __all__ = ["TradeoffData", "tradeoff_data"]
 
@@ -52,11 +53,16 @@ class TradeoffData:
     n_trials: int
     projected: bool
 
+    def spread(self) -> str:
+        """The column holding the spread of the vertical axis over a member's trainings."""
+        return spread_column(self.y.column)
+
     def repeated(self) -> pd.DataFrame:
-        """The front members trained more than once, with a finite spread (drawn with error bars)."""
-        if "repeats" not in self.front.columns or self.y.column != "delta_m":
+        """The front members trained more than once, with a finite spread of the vertical axis (Δm or a
+        task metric; drawn with error bars)."""
+        if "repeats" not in self.front.columns or self.spread() not in self.front.columns:
             return self.front.iloc[:0]
-        spread = pd.to_numeric(self.front.get("delta_m_std"), errors="coerce")
+        spread = pd.to_numeric(self.front[self.spread()], errors="coerce")
         return self.front.loc[((pd.to_numeric(self.front["repeats"], errors="coerce") > 1) & spread.notna()).to_numpy()]
 
     def front_xy(self) -> tuple[np.ndarray, np.ndarray]:
