@@ -235,10 +235,10 @@ def test_a_study_of_task_metrics_records_and_uses_their_noise(tmp_path) -> None:
     assert study.user_attrs["metric_noise"]["metric.semseg.miou"]["dof"] == miou.dof
     front = pd.read_csv(tmp_path / "r" / "pareto.csv")
     assert front["p_nondominated"].between(0, 1).all()  # resampled within mIoU's noise (Δm is no objective)
-    from analysis.tradeoff import tradeoff_data
+    from analysis.plots import plot_tradeoff
 
-    bars = tradeoff_data(trials, search.objectives).repeated()  # the trade-off plot's spread bars: mIoU's
-    assert len(bars) >= 1 and (bars["metric.semseg.miou_std"] > 0).all()
+    bars = plot_tradeoff(trials, search.objectives, tmp_path / "tradeoff.png").repeated()  # the spread bars: mIoU's
+    assert len(bars) >= 1 and (bars["metric.semseg.miou_std"] > 0).all() and (tmp_path / "tradeoff.png").is_file()
     # Early stopping's tolerance: each objective's own noise, none for the cost.
     assert search.runner.tolerance(study.get_trials()) == pytest.approx((miou.std, 0.0))
 
