@@ -17,6 +17,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from analysis.confidence import noisy_front
 from analysis.objectives import ObjectiveLike, objective_values
 from analysis.pareto import front_members, knee_point, normalised_goodness
 from analysis.tradeoff import TradeoffData, tradeoff_data
@@ -35,7 +36,8 @@ class ParallelData:
             (:func:`analysis.pareto.normalised_goodness`).
         worst: each axis's worst raw value on the front (drawn at 0).
         best: each axis's best raw value on the front (drawn at 1).
-        knee: the knee member's trial number (``None`` when the front is empty).
+        knee: the knee member's trial number (``None`` when the front is empty), noise-aware with
+            repeats (:func:`analysis.pareto.knee_point`).
     """
 
     objectives: tuple[ObjectiveLike, ...]
@@ -66,7 +68,7 @@ class PairwiseData:
 def parallel_data(trials: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> ParallelData:
     """The feasible front of ``trials`` over ``objectives``, scaled per axis (better = higher)."""
     objectives = tuple(objectives)
-    front = front_members(trials, objectives, feasible_only=True)
+    front = noisy_front(trials, objectives, feasible_only=True)[0]  # the knee under noise, as the report's
     values = objective_values(front, objectives)
     if front.empty:
         empty = np.empty((0, len(objectives)))

@@ -162,6 +162,15 @@ def test_the_knee_of_three_objectives_is_resampled_by_the_same_definition() -> N
     assert p_knee.sum() == pytest.approx(1.0) and p_knee["poor"] == 0.0
     assert 0.15 < p_knee["knee"] < 0.85 and 0.15 < p_knee["rival"] < 0.85 and p_knee["knee"] + p_knee["rival"] > 0.9
     assert knee_point(noisy, THREE)["arch_id"] == p_knee.idxmax()
+    # From a study's trainings (two each, their noise measured): the parallel-coordinates plot marks the same knee.
+    from analysis.many_objectives import parallel_data
+
+    first = candidates.drop(columns="repeats").assign(state="COMPLETE", feasible=True)
+    second = first.assign(number=first["number"] + 6, repeat=1, delta_m=first["delta_m"] + [0.5, -0.5] * 3,
+                          **{"metric.semseg.miou": first["metric.semseg.miou"] + [-0.005, 0.005] * 3})
+    trials = pd.concat([first.assign(repeat=0), second], ignore_index=True)
+    front = noisy_front(trials, THREE)[0]
+    assert front["p_knee"].notna().all() and parallel_data(trials, THREE).knee == knee_point(front, THREE)["number"]
 
 
 def test_a_task_metric_objective_has_its_own_noise_and_moves_the_front() -> None:
