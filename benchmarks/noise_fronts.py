@@ -10,8 +10,8 @@ over the replay seeds (summary.csv) and its figure (noise_fronts.png).
 
     PYTHONPATH=. python benchmarks/noise_fronts.py --space benchmarks/tables/mini-kd.yaml \\
         --tables benchmarks/tables/mini-quick.csv benchmarks/tables/mini-kd-quick-r1.csv \\
-        benchmarks/tables/mini-kd-quick-r2.csv --samplers random,tpe,ehvi --seeds 12 \\
-        --budgets 12,18,24,36 --out results/noise-fronts
+        benchmarks/tables/mini-kd-quick-r2.csv --samplers random,tpe,ehvi --seeds 16 \\
+        --budgets 8,16,24,32 --out results/noise-fronts
 """
 
 from __future__ import annotations
@@ -36,14 +36,32 @@ MEASURES = {"hv_ratio": "hv", "believed_gap": "gap", "true_members": "true_membe
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per budget, sampler and K: each measure's mean and the half-width of its 95 % interval."""
+    """Per budget, sampler and K: each measure's mean and the half-width of its 95 % interval, and
+    the HV and Δm error paired with K = 1 on the same replay seeds (``hv_vs_1``, ``gap_vs_1``: the
+    mean of K's value less K = 1's, with its half-width)."""
     rows = []
     for (budget, sampler, repeats), cell in runs.groupby(["budget_trainings", "sampler", "repeats"], sort=False):
         row = {"budget_trainings": budget, "sampler": sampler, "repeats": repeats, "seeds": len(cell)}
         for column, name in MEASURES.items():
             row[name] = float(cell[column].mean())
             row[f"{name}_ci"] = confidence_halfwidth(cell[column].to_list())
+        single = runs[(runs["budget_trainings"] == budget) & (runs["sampler"] == sampler) & (runs["repeats"] == 1)]
+        for column, name in (("hv_ratio", "hv_vs_1"), ("believed_gap", "gap_vs_1")):
+            paired = cell.set_index("seed")[column] - single.set_index("seed")[column]
+            row[name], row[f"{name}_ci"] = float(paired.mean()), confidence_halfwidth(paired.dropna().to_list())
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def single_seed_fronts(tables: list[pd.DataFrame], truth: TabularBenchmark) -> pd.DataFrame:
+    """How good one seed's whole table is: its front's size, how many are truly on the front, and
+    its members' true HV as a fraction of the true front's (what a search that saw everything once finds)."""
+    true_ids = set(truth.front()["arch_id"])
+    rows = []
+    for r, table in enumerate(tables):
+        front = set(TabularBenchmark(table).front()["arch_id"])
+        rows.append({"table": r, "front": len(front), "true_members": len(front & true_ids),
+                     "hv_ratio": truth.hv_ratio([truth.values(a) for a in sorted(front)])})
     return pd.DataFrame(rows)
 
 
@@ -79,8 +97,8 @@ def main() -> None:
     parser.add_argument("--space", required=True, help="the space replayed (its architectures are looked up)")
     parser.add_argument("--tables", nargs="+", required=True, help="one table per seed; the first gives the seconds")
     parser.add_argument("--samplers", default="random,tpe,ehvi")
-    parser.add_argument("--seeds", type=int, default=12, help="replays per sampler, K and budget (0: the noise only)")
-    parser.add_argument("--budgets", default="12,18,24,36", help="training time, in mean trainings of the space")
+    parser.add_argument("--seeds", type=int, default=16, help="replays per sampler, K and budget (0: the noise only)")
+    parser.add_argument("--budgets", default="8,16,24,32", help="training time, in mean trainings of the space")
     parser.add_argument("--out", default="results/noise-fronts")
     args = parser.parse_args()
 
@@ -99,14 +117,21 @@ def main() -> None:
     plain = float(np.sqrt((truth_table["delta_m_std"] ** 2).mean()))
     print(f"noise: {pooled_noise(trainings).describe()}; without the seed model {plain:.3f}; "
           f"Δm spread between architectures (std of the means) {truth_table['delta_m'].std():.3f}")
+    deviation = np.abs(np.stack([t.set_index("arch_id").loc[truth_table["arch_id"], "delta_m"] for t in tables])
+                       - truth_table["delta_m"].to_numpy())
+    print(f"|one training − its architecture's mean Δm|: median {np.median(deviation):.2f}, max {deviation.max():.2f}")
+    for column in [c for c in truth_table.columns if c.startswith("metric.")]:
+        print(f"  {column}: σ {pooled_noise(trainings, column).std:.3g}, spread of the means {truth_table[column].std():.3g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     agreement.to_csv(out / "agreement.csv", index=False)
     truth_table.to_csv(out / "seed-average.csv", index=False)
+    truth = TabularBenchmark(truth_table, source="seed average")
+    print("one seed's whole table, its front against the truth:")
+    print(single_seed_fronts(tables, truth).to_string(index=False))
     if args.seeds == 0:
         return
     benches = [TabularBenchmark(t, source=p) for t, p in zip(tables, args.tables)]
-    truth = TabularBenchmark(truth_table, source="seed average")
     mean_seconds = float(np.mean([truth.seconds(a) for a in common]))
     print(f"true front ({len(truth.front())}): {list(truth.front()['arch_id'])}; one training ≈ {mean_seconds:.1f} s")
     rows, started = [], time.perf_counter()

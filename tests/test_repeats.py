@@ -324,6 +324,8 @@ def test_replays_with_repeats_spend_the_same_training_time_and_are_scored_on_the
         assert 8 * seconds <= run["seconds"] < 8 * seconds + seed0["seconds"].max()  # stops once the budget is spent
         assert 0 < run["hv_ratio"] <= 1 and run["true_members"] <= run["front"]
     assert runs[3]["architectures"] < runs[1]["architectures"]  # repeats spend time on fewer architectures
+    guided = replay_repeats(benches, truth, space, "ehvi", repeats=2, seed=0, budget_seconds=6 * seconds)
+    assert 6 * seconds <= guided["seconds"] and 0 < guided["hv_ratio"] <= 1  # ehvi replays too (its costs from the truth)
     # Without noise, one training each over the whole space finds the true front exactly.
     clean = [TabularBenchmark(seed0)] * 3
     whole = replay_repeats(clean, TabularBenchmark(average_tables([seed0] * 3)), space, "random", repeats=1, seed=0,
