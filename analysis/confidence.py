@@ -71,7 +71,7 @@ def front_confidence(candidates: pd.DataFrame, objectives: Sequence[ObjectiveLik
         nondominated += mask
         if knees:
             members = np.flatnonzero(mask)
-            members = members[cost_order(sample[members], objectives, numbers[members])]  # cheapest first, as a front is read
+            members = members[cost_order(sample[members], objectives, numbers[members])]  # cheapest first
             knee[members[knee_position(sample[members], objectives)]] += 1
     result.loc[candidates.index, "p_nondominated"] = nondominated / draws
     if knees:

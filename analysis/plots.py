@@ -199,9 +199,8 @@ def plot_tradeoff(
 
     The front is drawn as an attainment staircase (the best accuracy reachable within each cost),
     which is how a budget is read off it. A member trained more than once (``--repeats``) sits at
-    its mean, with an error bar of ± the standard deviation of its vertical axis (Δm or a task metric)
-    over its trainings (each training
-    is also a dot of its own). Infeasible trials are drawn as crosses, failed ones
+    its mean, with an error bar of ± the standard deviation of its vertical axis (Δm or a task
+    metric) over its trainings (each training is also a dot of its own). Infeasible trials are drawn as crosses, failed ones
     (no accuracy) as ticks on the cost axis at their cost when it is known, counted in the legend.
     Trials worse than the trivial prior on some task (``below_prior``) are ringed, front members
     included: their accuracy is a training failure, not a verdict on the design.

@@ -32,8 +32,8 @@ import pandas as pd
 
 from analysis.objectives import COST_COLUMNS, ObjectiveLike
 
-__all__ = ["Noise", "architecture_means", "noise_record", "noise_stds", "pooled_noise", "seed_effects", "spread_column", "study_noise",
-           "trained_rows", "uncertain"]
+__all__ = ["Noise", "architecture_means", "noise_record", "noise_stds", "pooled_noise", "seed_effects", "spread_column",
+           "study_noise", "trained_rows", "uncertain"]
 
 #: Alternating least-squares sweeps of the additive fit (it converges in a handful on real studies).
 _SWEEPS = 200
