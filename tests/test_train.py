@@ -88,10 +88,12 @@ def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_result(data
         fit(arch, train, val, ten, teacher=teacher, seed=0, rungs=[7], on_rung=kill, checkpoint=saves)
     run = {"arch": arch.id, "fidelity": dataclasses.asdict(ten), "seed": 0, "threads": torch.get_num_threads(), "device": "cpu"}
     assert saves.load(run)["step"] == 6
+    before_kill = saves.load(run)["train_seconds"]
     lines: list[str] = []
     resumed, resumed_model = fit(arch, train, val, ten, teacher=teacher, seed=0, checkpoint=saves, log=lines.append)
     assert lines[0].startswith("resumed at step 6/10")
     assert resumed.loss_curve == whole.loss_curve and resumed.metrics == whole.metrics
+    assert resumed.seconds >= resumed.train_seconds > before_kill > 0  # the killed run's time counts
     assert all(torch.equal(a, b) for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values()))
 
     other, _ = fit(arch, train, val, ten, teacher=teacher, seed=1)

@@ -479,7 +479,7 @@ def fit(
         delta_m=dm,
         loss_curve=curve,
         steps=fidelity.steps,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start + trained_before,  # a resumed run counts its earlier steps
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         loss_terms={k: v / count for k, v in tail.items()},
