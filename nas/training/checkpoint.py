@@ -21,7 +21,7 @@ import torch
 
 from analysis.atomic import atomic_write_bytes
 
-__all__ = ["Checkpointing"]
+__all__ = ["Checkpointing", "capture_state", "restore_state"]
 
 #: Bumped when the saved state changes shape; an older file is then ignored, not misread.
 CHECKPOINT_FORMAT = 1
@@ -64,3 +64,23 @@ class Checkpointing:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def capture_state(parts: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """The state of ``parts`` (anything with ``state_dict``: network, loss, optimiser, schedule),
+    of the minibatch ``generator`` and of torch's random numbers (the IB noise) on ``device``."""
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state["generator"] = generator.get_state()
+    state["rng"] = torch.get_rng_state()
+    state["cuda_rng"] = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return state
+
+
+def restore_state(saved: Mapping[str, Any], parts: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> None:
+    """Put back what :func:`capture_state` took."""
+    for name, part in parts.items():
+        part.load_state_dict(saved[name])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["rng"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)

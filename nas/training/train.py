@@ -48,7 +48,7 @@ from nas.model.arch import Architecture
 from nas.model.binary import BinaryConv2d, BinaryLinear
 from nas.model.builder import ModelOutput, build
 from nas.model.tasks import delta_m, get_task
-from nas.training.checkpoint import Checkpointing
+from nas.training.checkpoint import Checkpointing, capture_state, restore_state
 from nas.training.fidelity import Fidelity
 
 if TYPE_CHECKING:
@@ -315,6 +315,22 @@ def _feature_channels(model: nn.Module, images: Tensor, points: tuple[str, ...])
     return {k: int(v.shape[1]) for k, v in out.features.items()}
 
 
+def _step(model: nn.Module, loss_fn: TrainingLoss, optimiser: torch.optim.Optimizer, schedule: Any, images: Tensor,
+          targets: dict[str, Tensor], teacher_features: dict[str, Tensor] | None, step: int) -> dict[str, Tensor]:
+    """One optimiser step; returns the loss terms (detached). A non-finite loss is a TrainingError."""
+    terms = loss_fn(model(images, return_aux=True), targets, teacher_features)
+    loss = terms["total"]
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        bad = [k for k, v in terms.items() if k != "total" and not math.isfinite(float(v.detach()))]
+        raise TrainingError(step, f"loss is {value} (non-finite terms: {', '.join(bad) or 'none'})")
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+    return {k: v.detach() for k, v in terms.items()}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TrainData, *, batch_size: int = EVAL_BATCH) -> dict[str, dict[str, float]]:
     """Per-task metrics of ``model`` (put in eval mode) on ``data``."""
@@ -401,17 +417,11 @@ def fit(
     tail: dict[str, float] = {}
     rung_steps = {int(r) for r in rungs if 0 < int(r) < fidelity.steps}
     run = {"arch": arch.id, "fidelity": asdict(fidelity), "seed": int(seed), "threads": torch.get_num_threads(), "device": device.type}
+    parts = {"model": model, "loss": loss_fn, "optimiser": optimiser, "schedule": schedule}
     saved = checkpoint.load(run) if checkpoint is not None else None
     first_step, trained_before = 0, 0.0
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        loss_fn.load_state_dict(saved["loss"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["rng"])
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        restore_state(saved, parts, generator, device)
         order, curve, tail = saved["order"], list(saved["curve"]), dict(saved["tail"])
         first_step, trained_before = int(saved["step"]), float(saved["train_seconds"])
         if log is not None:
@@ -424,29 +434,18 @@ def fit(
         index, order = order[:batch], order[batch:]
         images, targets = train.batch(index.to(train.images.device))
         try:
-            out = model(images, return_aux=True)
-            teacher_features = None
-            if kd_points:
-                teacher_features = teacher.features_for(train, index, images, kd_points)
-            terms = loss_fn(out, targets, teacher_features)
-            loss = terms["total"]
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                bad = [k for k, v in terms.items() if k != "total" and not math.isfinite(float(v.detach()))]
-                raise TrainingError(step, f"loss is {value} (non-finite terms: {', '.join(bad) or 'none'})")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            teacher_features = teacher.features_for(train, index, images, kd_points) if kd_points else None
+            terms = _step(model, loss_fn, optimiser, schedule, images, targets, teacher_features, step)
         except TrainingError:
             raise
         except (RuntimeError, ValueError) as error:  # e.g. out of memory, a shape the model rejects
             raise TrainingError(step, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        value = float(terms["total"])
         curve.append(value)
         if step >= tail_start:
             for k, v in terms.items():
                 if k != "total":
-                    tail[k] = tail.get(k, 0.0) + float(v.detach())
+                    tail[k] = tail.get(k, 0.0) + float(v)
         if log is not None and fidelity.steps >= 10 and (step + 1) % (fidelity.steps // 10) == 0:
             log(f"step {step + 1}/{fidelity.steps}  loss {value:.4f}")
         if on_rung is not None and step + 1 in rung_steps:
@@ -455,14 +454,8 @@ def fit(
             rung_dm = delta_m(rung_metrics, reference, meta.task_names) if reference is not None else None
             on_rung(step + 1, rung_metrics, rung_dm)
         if checkpoint is not None and checkpoint.due(step + 1, fidelity.steps):
-            checkpoint.save(run, {
-                "step": step + 1, "train_seconds": time.perf_counter() - train_start,
-                "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                "generator": generator.get_state(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "order": order, "curve": curve, "tail": tail,
-            })
+            checkpoint.save(run, {**capture_state(parts, generator, device), "order": order, "curve": curve, "tail": tail,
+                                  "step": step + 1, "train_seconds": time.perf_counter() - train_start})
     train_seconds = time.perf_counter() - train_start
 
     eval_start = time.perf_counter()
