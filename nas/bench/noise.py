@@ -130,7 +130,7 @@ def replay_repeats(
         idle = idle + 1 if repeat is None else 0
         study.tell(trial, list(values))
         trials = study.get_trials(deepcopy=False)
-        if repeats > 1:  # as the search does after every trial (nas.search.trial_runner.TrialRunner.queue_repeats)
+        if repeats > 1:  # as the search does after every trial (nas.search.repeats.queue_front_repeats)
             record_noise(study, trials, objectives)
         for arch_id, wanted in missing_front_repeats(trials, objectives, repeats).items():
             params = next(t.params for t in trials if t.user_attrs.get("arch_id") == arch_id)

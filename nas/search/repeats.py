@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["METRIC_NOISE_ATTR", "NOISE_ATTR", "REPEAT_ATTR", "SEED_STRIDE", "missing_front_repeats", "record_noise",
-           "repeat_of", "repeat_seed", "study_frame", "taken_repeats"]
+__all__ = ["METRIC_NOISE_ATTR", "NOISE_ATTR", "REPEAT_ATTR", "SEED_STRIDE", "missing_front_repeats", "queue_front_repeats",
+           "record_noise", "repeat_for", "repeat_of", "repeat_seed", "study_frame", "taken_repeats"]
 
 #: The user attribute holding a trial's repeat index (absent: 0).
 REPEAT_ATTR = "repeat"
@@ -95,3 +95,44 @@ def missing_front_repeats(trials: Any, objectives: Any, repeats: int) -> dict[st
         if arch_id and wanted:
             missing[arch_id] = wanted
     return missing
+
+
+def repeat_for(trial: Any, arch_id: str, repeats: int) -> int:
+    """The repeat index of a trial: the queued one, else (``repeats`` K > 1) the first index the
+    architecture lacks, so that a re-proposed architecture adds a repeat instead of a copy; 0 when
+    it has all K (the trial then copies a finished twin, ``TrialRunner.twin_of``)."""
+    if REPEAT_ATTR in trial.user_attrs:
+        return repeat_of(trial.user_attrs)
+    if repeats <= 1:
+        return 0
+    taken = taken_repeats(trial.study.get_trials(deepcopy=False), arch_id, exclude_number=trial.number)
+    return next((r for r in range(repeats) if r not in taken), 0)
+
+
+def queue_front_repeats(study: Any, objectives: Any, repeats: int) -> list[str]:
+    """With ``repeats`` K > 1, after a trial: queue the missing repeats of every architecture on the
+    front (means over its trainings) and refresh the study's noise estimates (:func:`record_noise`).
+
+    A queued repeat is an ordinary waiting trial with the architecture's parameters and its
+    ``repeat`` index: whichever process asks next (the local loop, a worker, the Ray driver) runs
+    it, and a resumed study still holds it. Returns a line per architecture queued for.
+    """
+    import optuna
+
+    if repeats <= 1:
+        return []
+    trials = study.get_trials(deepcopy=False)
+    record_noise(study, trials, objectives)
+    lines = []
+    for arch_id, wanted in missing_front_repeats(trials, objectives, repeats).items():
+        first = min((t for t in trials if t.user_attrs.get("arch_id") == arch_id
+                     and t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.number)
+        for repeat in wanted:
+            attrs = {REPEAT_ATTR: repeat, "arch_id": arch_id}
+            if first.user_attrs.get("outside_space"):
+                study.enqueue_trial({}, user_attrs={**attrs, "preset": first.user_attrs["preset"], "outside_space": True})
+            else:
+                study.enqueue_trial(dict(first.params), user_attrs=attrs)
+        label = first.user_attrs.get("preset") or arch_id
+        lines.append(f"queued repeat(s) {', '.join(map(str, wanted))} of {label} (on the front)")
+    return lines

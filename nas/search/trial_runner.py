@@ -15,7 +15,9 @@ searcher (:mod:`nas.search.ray_searcher`) all run a trial through one :class:`Tr
 - **record**: values, PRUNED or FAIL with its reason, the OPs constraint; Optuna's ``optimize``
   tells the study for the local loop (:meth:`TrialRunner.objective`), :meth:`TrialRunner.finish`
   for Ray; then every backend hands the recorded trial to :meth:`TrialRunner.after_trial` (its
-  progress line, and the experiment tracker when ``--mlflow`` asks for one: :mod:`nas.search.tracking`).
+  progress line (:mod:`nas.search.progress`), the missing repeats of front members
+  (:func:`nas.search.repeats.queue_front_repeats`), and the experiment tracker when ``--mlflow``
+  asks for one: :mod:`nas.search.tracking`).
 
 Every trial also records the settings that change its result beyond its architecture (issue 20:
 the seed, torch's thread count and the device), so that a study's trials can be compared.
@@ -33,15 +35,13 @@ import optuna
 from analysis.objectives import is_log
 from nas.model.arch import Architecture
 from nas.search.early_stopping import RETRAIN_ATTR, parse_early_stopping
-from nas.search.repeats import (REPEAT_ATTR, missing_front_repeats, record_noise, repeat_of, repeat_seed, study_frame,
-                                taken_repeats)
+from nas.search.progress import FINISHED, progress_line
+from nas.search.repeats import REPEAT_ATTR, queue_front_repeats, repeat_for, repeat_of, repeat_seed, study_frame
 from nas.search.storage import WORKER_ATTR, this_worker
 from nas.search.study_objectives import Objective, parse_objectives, value_of
 
 __all__ = ["FINISHED", "Outcome", "Tracker", "TrialEvaluator", "TrialFailed", "TrialRunner", "fail_reason"]
 
-#: States that count as finished towards ``--trials`` (a trial stopped at a rung used its budget).
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 #: Attributes of a trial that describe the trial itself, never copied from a twin.
 _OWN_ATTRS = frozenset({WORKER_ATTR, "preset", "arch", "arch_id", "fidelity", "seed", REPEAT_ATTR, RETRAIN_ATTR})
 
@@ -148,24 +148,13 @@ class TrialRunner:
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_id", arch.id)
         trial.set_user_attr("fidelity", self.config.fidelity)
-        repeat = self.repeat_for(trial, arch)
+        repeat = repeat_for(trial, arch.id, self.config.repeats)
         trial.set_user_attr(REPEAT_ATTR, repeat)
         trial.set_user_attr("seed", repeat_seed(self.config.seed, repeat))
         if "preset" not in trial.user_attrs:
             name = next((n for n, a in self.presets.items() if a.id == arch.id), "")
             trial.set_user_attr("preset", name)
         return arch
-
-    def repeat_for(self, trial: optuna.trial.BaseTrial, arch: Architecture) -> int:
-        """The repeat index of a trial: the queued one, else (``repeats`` K > 1) the first index the
-        architecture lacks, so that a re-proposed architecture adds a repeat instead of a copy; 0 when
-        it has all K (the trial then copies a finished twin, :meth:`twin_of`)."""
-        if REPEAT_ATTR in trial.user_attrs:
-            return repeat_of(trial.user_attrs)
-        if self.config.repeats <= 1:
-            return 0
-        taken = taken_repeats(trial.study.get_trials(deepcopy=False), arch.id, exclude_number=trial.number)
-        return next((r for r in range(self.config.repeats) if r not in taken), 0)
 
     @staticmethod
     def twin_of(study: optuna.Study, arch_id: str, repeat: int = 0) -> optuna.trial.FrozenTrial | None:
@@ -366,34 +355,6 @@ class TrialRunner:
             trial.set_user_attr("fail_reason", outcome.reason)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
-    # ------------------------------------------------------------------ repeats
-    def queue_repeats(self, study: optuna.Study) -> list[str]:
-        """With ``repeats`` K > 1, after a trial: queue the missing repeats of every architecture on the
-        front (means over its trainings) and refresh the study's noise estimates
-        (:func:`~nas.search.repeats.record_noise`).
-
-        A queued repeat is an ordinary waiting trial with the architecture's parameters and its
-        ``repeat`` index: whichever process asks next (this loop, a worker, the Ray driver) runs
-        it, and a resumed study still holds it. Returns a line per architecture queued for.
-        """
-        if self.config.repeats <= 1:
-            return []
-        trials = study.get_trials(deepcopy=False)
-        record_noise(study, trials, self.objectives)
-        lines = []
-        for arch_id, wanted in missing_front_repeats(trials, self.objectives, self.config.repeats).items():
-            first = min((t for t in trials if t.user_attrs.get("arch_id") == arch_id
-                         and t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.number)
-            for repeat in wanted:
-                attrs = {REPEAT_ATTR: repeat, "arch_id": arch_id}
-                if first.user_attrs.get("outside_space"):
-                    study.enqueue_trial({}, user_attrs={**attrs, "preset": first.user_attrs["preset"], "outside_space": True})
-                else:
-                    study.enqueue_trial(dict(first.params), user_attrs=attrs)
-            label = first.user_attrs.get("preset") or arch_id
-            lines.append(f"queued repeat(s) {', '.join(map(str, wanted))} of {label} (on the front)")
-        return lines
-
     # ------------------------------------------------------------------ report
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> None:
         """What every backend does once a trial is recorded: queue repeats, print the progress line,
@@ -402,9 +363,9 @@ class TrialRunner:
         A tracker that fails (a server gone) costs a line, not the search: :meth:`track` logs the
         trial when the study is next opened with the tracker.
         """
-        for line in self.queue_repeats(study):
+        for line in queue_front_repeats(study, self.objectives, self.config.repeats):
             self.log(line)
-        self.log(self.progress_line(study, trial, target))
+        self.log(progress_line(study, trial, target, self.objectives))
         if self.tracker is not None:
             try:
                 self.tracker.log_trial(trial)
@@ -424,32 +385,3 @@ class TrialRunner:
             return
         if added:
             self.log(f"tracking: logged {added} earlier trials")
-
-    def progress_line(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int | None) -> str:
-        """The one line printed after each trial: its outcome, the study's count, best Δm, front size
-        (an architecture trained more than once counts with its mean)."""
-        from analysis.pareto import front_candidates, front_members
-
-        done = len(study.get_trials(deepcopy=False, states=FINISHED))
-        label = trial.user_attrs.get("preset") or trial.user_attrs.get("arch_id", "")
-        counter = f"[{done}/{target}]" if target else f"[{done}]"
-        frame = study_frame(study.get_trials(deepcopy=False), self.objectives)
-        means = front_candidates(frame, self.objectives, feasible_only=False)
-        best = float(means["delta_m"].max()) if len(means) else float("nan")
-        front = len(front_members(frame, self.objectives)) if len(frame) else 0
-        return f"{counter} trial {trial.number} {label}: {self._status(trial)} | best Δm {best:.2f}  front {front}"
-
-    def _status(self, trial: optuna.trial.FrozenTrial) -> str:
-        from nas.training.prior import below_prior_note
-
-        attrs = trial.user_attrs
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            result = "  ".join(f"{o.name} {v:.4g}" for o, v in zip(self.objectives, trial.values))
-            extra = f" (same architecture as trial {attrs['duplicate_of']})" if "duplicate_of" in attrs else ""
-            extra += f" (repeat {attrs[REPEAT_ATTR]}, seed {attrs.get('seed')})" if attrs.get(REPEAT_ATTR) else ""
-            return f"{result}  {attrs.get('seconds', 0.0):.1f}s{extra}{below_prior_note(attrs)}"
-        if trial.state == optuna.trial.TrialState.PRUNED and "pruned_at_step" in attrs:
-            step = attrs["pruned_at_step"]
-            dm = next((r["delta_m"] for r in attrs.get("rungs", []) if r["step"] == step), float("nan"))
-            return f"pruned at step {step} (Δm there {dm:.4g})  {attrs.get('seconds', 0.0):.1f}s"
-        return f"{trial.state.name}: {attrs.get('fail_reason', '')}"
