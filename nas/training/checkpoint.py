@@ -60,9 +60,14 @@ class Checkpointing:
         atomic_write_bytes(self.path, buffer.getvalue())
 
     def remove(self) -> None:
+        """Delete the checkpoint, and its folder once no other checkpoint is left in it."""
         try:
             os.unlink(self.path)
         except FileNotFoundError:
+            pass
+        try:
+            self.path.parent.rmdir()
+        except OSError:  # not empty (another network's checkpoint), or already gone
             pass
 
 
