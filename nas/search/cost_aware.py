@@ -50,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import ConfigError, SpaceExhausted
 from nas.model.arch import Architecture, Binarizer
 from nas.search.early_stopping import RETRAIN_ATTR
+from nas.search.optuna_internals import set_trial_user_attr
 from nas.search.repeats import NOISE_ATTR
 from nas.search.study_objectives import value_of
 
@@ -245,7 +246,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         arch = self.propose(study)
         self._proposed[trial.number] = arch
         if arch.id in self._retrain:  # an architecture stopped at a rung, now worth its full budget
-            study._storage.set_trial_user_attr(trial._trial_id, RETRAIN_ATTR, self._retrain[arch.id])
+            set_trial_user_attr(study, trial.number, RETRAIN_ATTR, self._retrain[arch.id])
             trial.set_user_attr(RETRAIN_ATTR, self._retrain[arch.id])  # the running Trial reads this copy
         return {k: v for k, v in self.context.space.params_of(arch).items() if k in search_space}
 

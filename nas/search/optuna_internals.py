@@ -2,8 +2,9 @@
 
 A process that finds a trial left RUNNING by a dead worker must fail it *with its reason*; Optuna's
 public API tells a trial by number (``study.tell(number, state=FAIL)``) but sets an attribute only
-through a live ``Trial`` of the process that asked for it. This module reaches the storage for that
-one attribute. ``tests/test_storage.py`` checks it against the installed Optuna on SQLite and journal
+through a live ``Trial`` of the process that asked for it. The same holds for a sampler, which sees
+the trial it samples for as a ``FrozenTrial`` (``ehvi`` marks a re-proposed stopped architecture
+with ``retrain_of``). This module reaches the storage for that one call. ``tests/test_storage.py`` checks it against the installed Optuna on SQLite and journal
 storages, and pyproject.toml caps Optuna below its next major version.
 """
 
