@@ -418,9 +418,9 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
 
     def _as_estimated(self, archs: Sequence[Architecture], costs: np.ndarray) -> np.ndarray:
         """Trained trials' costs with each estimated column replaced by its estimate, as candidates have it."""
-        for j, column in enumerate(self._cost_columns):
-            if column in self.context.estimated:
-                costs[:, j] = self._cost_matrix(archs)[:, j]
+        estimated = [j for j, column in enumerate(self._cost_columns) if column in self.context.estimated]
+        if estimated:
+            costs[:, estimated] = self._cost_matrix(archs)[:, estimated]
         return costs
 
     def _cost_matrix(self, archs: Sequence[Architecture]) -> np.ndarray:
