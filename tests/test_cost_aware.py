@@ -85,6 +85,24 @@ def test_gp_fit_raises_the_likelihood_and_predicts_held_out_points() -> None:
     assert (std > 0).all() and gp.predict(x[:5])[1].mean() < gp.predict(rng.random((5, 4)) + 3)[1].mean()
 
 
+def test_an_additive_delta_m_is_learned_from_a_few_architectures() -> None:
+    # Δm of a binarised network is close to additive in its choices. Six binary fields, 12 of the 64
+    # architectures trained: the linear part of the kernel predicts the untried ones (the Matérn
+    # kernel alone: median relative error 0.73 over these five draws, here ≤ 0.24).
+    import itertools
+
+    x = np.array(list(itertools.product([0.0, 1.0], repeat=6)))
+    errors = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y = x @ np.array([-4.0, -3.0, -2.5, -2.0, -1.0, -0.5]) + 0.3 * rng.standard_normal(len(x))
+        seen = rng.choice(len(x), 12, replace=False)
+        rest = np.setdiff1d(np.arange(len(x)), seen)
+        mean, _ = fit_gp(x[seen], y[seen]).predict(x[rest])
+        errors.append(np.sqrt(np.mean((mean - y[rest]) ** 2)) / y[rest].std())
+    assert np.median(errors) < 0.35
+
+
 @pytest.mark.parametrize("costs", [1, 2])
 def test_expected_hvi_equals_a_monte_carlo_estimate_over_the_predicted_delta_m(costs) -> None:
     from analysis.hypervolume import hypervolume
@@ -254,12 +272,10 @@ def test_gp_noise_can_be_set_and_an_uncertain_observation_pulls_less() -> None:
     y = np.sin(3 * x[:, 0])
     gp = fit_gp(x, y, noise=0.04)
     assert np.exp(gp.log_params[-1]) * gp.scale ** 2 == pytest.approx(0.04)
-    refit = fit_gp(x, y, noise=0.04, start=fit_gp(x, y).log_params)  # a learned start does not override it
-    assert np.exp(refit.log_params[-1]) * refit.scale ** 2 == pytest.approx(0.04)
     outlier = np.append(y, 5.0)
     at = np.vstack([x, [[0.5]]])
-    sure = fit_gp(at, outlier, start=gp.log_params).predict(np.array([[0.5]]))[0][0]
-    unsure = fit_gp(at, outlier, start=gp.log_params, extra=np.append(np.zeros(12), 100.0)).predict(np.array([[0.5]]))[0][0]
+    sure = fit_gp(at, outlier).predict(np.array([[0.5]]))[0][0]
+    unsure = fit_gp(at, outlier, extra=np.append(np.zeros(12), 100.0)).predict(np.array([[0.5]]))[0][0]
     assert abs(unsure - np.sin(1.5)) < 0.5 * abs(sure - np.sin(1.5))
 
 

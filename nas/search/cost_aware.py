@@ -230,7 +230,6 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self._pool: dict[str, Architecture] = {}  # candidate id -> architecture
         self._arch_of_trial: dict[int, Architecture | None] = {}  # finished trials only (they never change)
         self._proposed: dict[int, Architecture] = {}  # this process's proposals until their trial finishes
-        self._gp_start: np.ndarray | None = None
         self._last_best: list[Architecture] = []  # the previous proposal's top candidates: parents of mutants
         self._retrain: dict[str, int] = {}  # stopped architecture id -> its stopped trial, at the last proposal
         self.model: Any = None  # the GP of the last proposal (None before the start-up trials are done), for inspection
@@ -458,8 +457,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
             x = np.vstack([x, self._features(more, self._cost_matrix(more), scale)])
             y = np.concatenate([y, [m for _, m, _ in stopped]])
             extra = np.concatenate([extra, [v for _, _, v in stopped]])
-        gp = fit_gp(x, y, start=self._gp_start, noise=noise, extra=extra)
-        self._gp_start = gp.log_params
+        gp = fit_gp(x, y, noise=noise, extra=extra)
         self.model = gp
         return gp
 
