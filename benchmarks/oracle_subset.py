@@ -26,15 +26,24 @@ import numpy as np
 from nas.bench.table import TabularBenchmark, load_table
 
 
-def smallest_subset(table: TabularBenchmark, fraction: float) -> tuple[int, int, dict[int, float]]:
-    """``(front size, fewest members reaching fraction, best HV ratio for each size tried)``."""
-    points = table.front()[[o.column for o in table.objectives]].to_numpy(float)
+def best_subset(table: TabularBenchmark, fraction: float) -> tuple[list[str], dict[int, float]]:
+    """The architectures of the smallest subset of the true front reaching ``fraction`` of its HV
+    (of that size, the one with the most HV; the whole front if none does), and the best HV ratio
+    for each size tried."""
+    front = table.front()
+    points = front[[o.column for o in table.objectives]].to_numpy(float)
     best: dict[int, float] = {}
     for k in range(1, len(points) + 1):
-        best[k] = max(table.hv_ratio(points[list(chosen)]) for chosen in itertools.combinations(range(len(points)), k))
+        best[k], chosen = max((table.hv_ratio(points[list(c)]), c) for c in itertools.combinations(range(len(points)), k))
         if best[k] >= fraction:
-            return len(points), k, best
-    return len(points), len(points), best
+            return list(front["arch_id"].iloc[list(chosen)]), best
+    return list(front["arch_id"]), best
+
+
+def smallest_subset(table: TabularBenchmark, fraction: float) -> tuple[int, int, dict[int, float]]:
+    """``(front size, fewest members reaching fraction, best HV ratio for each size tried)``."""
+    subset, best = best_subset(table, fraction)
+    return len(table.front()), len(subset), best
 
 
 def expected_delta_m(table: TabularBenchmark) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

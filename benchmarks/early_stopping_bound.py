@@ -1,0 +1,211 @@
+"""The most any early-stopping rule can save on top of a sampler: oracle rules replayed in the
+replay's wall-clock mode, against the same sampler trained to the full budget.
+
+    PYTHONPATH=. python benchmarks/early_stopping_bound.py                       # ehvi, both tables, 20 seeds
+    PYTHONPATH=. python benchmarks/early_stopping_bound.py --samplers ehvi,tpe --table benchmarks/tables/mini-quick.csv
+
+A rule can only stop trials. The oracle ``front@R`` stops, at step R, exactly the architectures that
+are not on the table's true front, and none that are: every training it cuts short could not have
+added to the final front, so it bounds what a rule whose first decision is at step R saves by
+stopping what is not worth finishing. ``subset@R`` keeps fewer still: only the smallest subset of the
+true front that holds 95 % of its HV (``benchmarks/oracle_subset.py``), so it also stops the front
+members that the 95 % target does not need. ``front@0`` / ``subset@0`` are the same oracles at "step
+0": the stopped architectures cost no time at all (the replay's table with their ``seconds`` set to
+0), while the sampler is told what the oracle at the table's first rung tells it (the Δm there).
+Rules of ``--early-stopping`` (``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
+
+Per table, sampler and seed: one replay of ``--trials`` trials without stopping, and one of twice
+that per rule (as ``bimtdp bench compare`` does), with ``--workers`` simulated asynchronous workers
+(:func:`nas.bench.replay.replay`); :func:`nas.bench.replay.early_stopping_summary` (by
+``wall_seconds``) gives the simulated wall time to 95 % of the full run's final HV, the ratio of the
+means and the mean per-seed ratio with 95 % CIs. Output: ``bound.csv`` and ``curves.csv`` in
+``--out``, and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+
+from nas.bench.replay import early_stopping_summary, replay  # noqa: E402
+from nas.bench.table import TabularBenchmark, load_table  # noqa: E402
+from nas.bench.tabulate import rung_column  # noqa: E402
+from nas.errors import ConfigError  # noqa: E402
+from nas.search.early_stopping import Decision, parse_early_stopping  # noqa: E402
+from nas.search.samplers import SAMPLERS  # noqa: E402
+from oracle_subset import best_subset  # noqa: E402
+
+TABLES = ("benchmarks/tables/mini-quick.csv", "benchmarks/tables/stages-width-quick.csv")
+RULES = ("front@0", "front@25", "front@50", "front@100", "subset@0", "subset@25", "sh")
+#: The HV fraction the bound is about (the issue's "wall time to 95 % HV").
+FRACTION = 0.95
+
+
+@dataclass(frozen=True)
+class OracleStopping:
+    """At one rung, stop every architecture outside a chosen set, and nothing else.
+
+    The replay hands a rule only the trial's values at the rung (Δm then, and its costs), so the
+    oracle knows an architecture by them: :meth:`for_table` checks that those values name one
+    architecture of the table, or at least never one to keep and one to stop.
+    """
+
+    step: int
+    keep: frozenset[tuple[float, ...]]
+    stop: frozenset[tuple[float, ...]]
+    name: str
+
+    @classmethod
+    def for_table(cls, bench: TabularBenchmark, kept: Iterable[str], step: int, name: str) -> "OracleStopping":
+        kept = set(kept)
+        complete = bench.table.loc[bench.table["state"] == "COMPLETE", "arch_id"]
+        keys = {arch: bench.rung_values(arch, step) for arch in complete}
+        keep = frozenset(keys[a] for a in kept)
+        stop = frozenset(v for a, v in keys.items() if a not in kept)
+        if keep & stop:
+            raise ConfigError(f"{bench.source or 'table'}: two architectures share their values at step {step}, "
+                              f"one on the oracle's side and one not: it cannot tell them apart")
+        return cls(step, keep, stop, name)
+
+    def spec(self) -> str:
+        return self.name
+
+    def rung_steps(self, steps: int) -> tuple[int, ...]:
+        return (self.step,) if 0 < self.step < steps else ()
+
+    def decide(self, values: Sequence[float], others: Iterable[Sequence[float]], directions: Sequence[str],
+               **_: Any) -> Decision:
+        """Continue iff the architecture is kept (rank 0: kept; 1: stopped; no ordering within)."""
+        key = tuple(float(v) for v in values)
+        if key not in self.keep and key not in self.stop:
+            raise ValueError(f"{self.name}: values {key} are no architecture of the oracle's table")
+        n = len(list(others)) + 1
+        kept = key in self.keep
+        return Decision(kept, n, n if kept else 0, 0 if kept else 1, 0)
+
+
+def without_cost(bench: TabularBenchmark, kept: Iterable[str]) -> TabularBenchmark:
+    """The table with every architecture outside ``kept`` trained in no time (the "step 0" oracle)."""
+    table = bench.table.copy()
+    table.loc[~table["arch_id"].isin(set(kept)), "seconds"] = 0.0
+    return TabularBenchmark(table, bench.objectives, source=bench.source)
+
+
+def first_rung(bench: TabularBenchmark) -> int:
+    """The smallest step the table records a Δm at."""
+    steps = bench.steps(bench.table["arch_id"].iat[0])
+    return next(step for step in range(1, steps) if rung_column(step) in bench.table.columns)
+
+
+def make_rule(text: str, bench: TabularBenchmark) -> tuple[Any, TabularBenchmark]:
+    """``front@R``, ``subset@R`` or an ``--early-stopping`` rule -> (rule, the table to replay it on)."""
+    name, at, step_text = text.partition("@")
+    if not at:
+        rule = parse_early_stopping(text)
+        if rule is None:
+            raise ConfigError(f"rule {text!r}: 'none' is the full-budget run, always replayed")
+        return rule, bench
+    if name not in ("front", "subset"):
+        raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP or an --early-stopping rule (sh, ...)")
+    try:
+        step = int(step_text)
+    except ValueError:
+        raise ConfigError(f"rule {text!r}: the step must be an integer") from None
+    if step != 0 and rung_column(step) not in bench.table.columns:
+        raise ConfigError(f"rule {text!r}: {bench.source} records no Δm at step {step} (no {rung_column(step)!r} column)")
+    kept = list(bench.front()["arch_id"]) if name == "front" else best_subset(bench, FRACTION)[0]
+    if step == 0:
+        return OracleStopping.for_table(bench, kept, first_rung(bench), text), without_cost(bench, kept)
+    return OracleStopping.for_table(bench, kept, step, text), bench
+
+
+def bound(bench: TabularBenchmark, rules: Sequence[tuple[Any, TabularBenchmark]], samplers: Sequence[str], *,
+          seeds: int, trials: int, workers: int, log: Any = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One table and its rules (:func:`make_rule`): (the summary rows per rule and sampler, every replay's curve)."""
+    from search_spaces import load_space
+
+    space = load_space(bench.space)
+    name = Path(bench.source).name
+    curves = []
+    for sampler in samplers:
+        for seed in range(seeds):
+            runs = [("", bench, None, trials), *((rule.spec(), table, rule, 2 * trials) for rule, table in rules)]
+            for label, table, rule, length in runs:
+                curve = replay(table, space, sampler, seed=seed, trials=length, early_stopping=rule, workers=workers)
+                curve["early_stopping"] = label
+                curves.append(curve)
+            log(f"{name} {sampler} seed {seed} done ({time.strftime('%H:%M:%S')})")
+    curves = pd.concat(curves, ignore_index=True)
+    full = curves[curves["early_stopping"] == ""]
+    rows = [early_stopping_summary(pd.concat([full, curves[curves["early_stopping"] == rule.spec()]]),
+                                   fractions=(FRACTION,), by="wall_seconds") for rule, _ in rules]
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    summary.insert(0, "table", name)
+    curves.insert(0, "table", name)
+    return summary, curves
+
+
+def markdown(summary: pd.DataFrame, workers: int, seeds: int) -> str:
+    """The summary as the docs' table: one row per table, sampler and rule."""
+    lines = [f"| {workers} workers, {seeds} seeds, wall time to 95 % | rule | full budget | with the rule | "
+             "ratio of means | per-seed ratio | reached |", "|---|---|---|---|---|---|---|"]
+    for row in summary.itertuples():
+        lines.append(f"| {row.table}, `{row.sampler}` | `{row.rule}` | {row.seconds_full:.0f} ± {row.seconds_full_ci:.0f} s "
+                     f"| {row.seconds_early_stopping:.0f} ± {row.seconds_early_stopping_ci:.0f} s | {row.ratio:.2f}× "
+                     f"| {row.seed_ratio:.2f} ± {row.seed_ratio_ci:.2f} | {row.reached} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", nargs="+", default=list(TABLES), help="tables to replay (default: both committed)")
+    parser.add_argument("--samplers", default="ehvi", help="comma-separated (default: ehvi)")
+    parser.add_argument("--rules", default=",".join(RULES), help=f"comma-separated (default: {','.join(RULES)})")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..K-1 (default: 20)")
+    parser.add_argument("--trials", type=int, default=60, help="trials of the full-budget replay; a rule's has twice")
+    parser.add_argument("--out", default="results/early-stopping-bound")
+    args = parser.parse_args(argv)
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    try:
+        for name, value in (("--workers", args.workers), ("--seeds", args.seeds), ("--trials", args.trials)):
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if not rules or len(set(rules)) < len(rules):
+            raise ConfigError(f"--rules must name at least one rule, each once, got {args.rules!r}")
+        unknown = [s for s in samplers if s not in SAMPLERS]
+        if unknown or not samplers:
+            raise ConfigError(f"unknown sampler(s) {unknown or samplers}; choose from {list(SAMPLERS)}")
+        tables = [load_table(path) for path in args.table]  # every rule on every table, before anything runs
+        made = [[make_rule(text, bench) for text in rules] for bench in tables]
+    except ConfigError as error:
+        print(f"early_stopping_bound.py: {error}", file=sys.stderr)
+        return 2
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    results = [bound(bench, its_rules, samplers, seeds=args.seeds, trials=args.trials, workers=args.workers,
+                     log=lambda line: print(line, flush=True)) for bench, its_rules in zip(tables, made)]
+    summary = pd.concat([s for s, _ in results], ignore_index=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "bound.csv", index=False)
+    pd.concat([c for _, c in results], ignore_index=True).to_csv(out / "curves.csv", index=False)
+    print(f"end {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {out / 'bound.csv'}")
+    print(markdown(summary, args.workers, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

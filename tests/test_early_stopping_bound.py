@@ -1,0 +1,111 @@
+"""benchmarks/early_stopping_bound.py: the oracle stopping rules, driven by the real replay, on the committed table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas.bench.replay import replay
+from nas.bench.table import TabularBenchmark, load_table
+from nas.errors import ConfigError
+from search_spaces import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "benchmarks" / "tables" / "mini-quick.csv"
+
+
+@pytest.fixture(scope="module")
+def esb():
+    saved = list(sys.path)
+    spec = importlib.util.spec_from_file_location("early_stopping_bound", ROOT / "benchmarks" / "early_stopping_bound.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+        sys.path[:] = saved
+
+
+@pytest.fixture(scope="module")
+def mini() -> TabularBenchmark:
+    return load_table(MINI)
+
+
+class Recording:
+    """A rule that passes every call on to another and remembers each decision."""
+
+    def __init__(self, rule):
+        self.rule, self.decisions = rule, []
+
+    def rung_steps(self, steps):
+        return self.rule.rung_steps(steps)
+
+    def decide(self, values, others, directions, **options):
+        decision = self.rule.decide(values, others, directions, **options)
+        self.decisions.append((tuple(values), decision.continues))
+        return decision
+
+    def spec(self):
+        return self.rule.spec()
+
+
+def test_the_front_oracle_keeps_exactly_the_true_front(esb, mini) -> None:
+    front = set(mini.front()["arch_id"])
+    rule = esb.OracleStopping.for_table(mini, front, 25, "front@25")
+    assert rule.rung_steps(200) == (25,) and rule.rung_steps(25) == () and rule.spec() == "front@25"
+    decisions = {a: rule.decide(mini.rung_values(a, 25), [], mini.directions).continues for a in mini.table["arch_id"]}
+    assert {a for a, kept in decisions.items() if kept} == front and len(decisions) == 144
+    with pytest.raises(ValueError, match="no architecture"):
+        rule.decide((0.0, 1.0), [], mini.directions)
+
+
+def test_values_shared_by_a_kept_and_a_stopped_architecture_are_refused(esb, mini) -> None:
+    table = mini.table.copy()
+    table.loc[1, ["delta_m@25", "ops"]] = table.loc[0, ["delta_m@25", "ops"]].to_numpy()
+    twins = TabularBenchmark(table, mini.objectives, source="twins")
+    with pytest.raises(ConfigError, match="cannot tell them apart"):
+        esb.OracleStopping.for_table(twins, [table.at[0, "arch_id"]], 25, "x")
+    esb.OracleStopping.for_table(twins, table["arch_id"].iloc[:2], 25, "x")  # both kept: nothing to tell apart
+
+
+def test_the_replay_drives_the_oracle_and_stops_only_what_is_off_the_front(esb, mini) -> None:
+    front = mini.front()["arch_id"]
+    kept = {mini.rung_values(a, 50) for a in front}
+    rule = Recording(esb.OracleStopping.for_table(mini, front, 50, "front@50"))
+    curve = replay(mini, load_space(mini.space), "random", seed=0, trials=60, early_stopping=rule, workers=4)
+    assert rule.decisions and all(continues == (values in kept) for values, continues in rule.decisions)
+    assert curve["pruned"].iat[-1] == sum(not c for _, c in rule.decisions) > 0
+
+
+def test_at_step_0_only_the_kept_architectures_cost_time(esb, mini) -> None:
+    rule, free = esb.make_rule("subset@0", mini)
+    kept = set(free.table.loc[free.table["seconds"] > 0, "arch_id"])
+    assert len(kept) == 1 and kept < set(mini.front()["arch_id"])  # mini: one member holds 96 % of the HV
+    assert rule.rung_steps(200) == (25,) and free.seconds(next(iter(kept))) == mini.seconds(next(iter(kept)))
+    curve = replay(free, load_space(mini.space), "random", seed=1, trials=100, early_stopping=rule, workers=4)
+    assert curve["pruned"].iat[-1] > 0
+    assert set(curve["train_seconds"]) <= {0.0, mini.seconds(next(iter(kept)))}
+
+
+def test_main_writes_the_bound_and_refuses_bad_input_in_one_line(esb, tmp_path, capsys) -> None:
+    out = tmp_path / "bound"
+    argv = ["--table", str(MINI), "--samplers", "random", "--seeds", "2", "--trials", "20", "--out", str(out)]
+    assert esb.main([*argv, "--rules", "front@25,front@0,sh"]) == 0
+    summary = pd.read_csv(out / "bound.csv")
+    assert list(summary["rule"]) == ["front@25", "front@0", "sh:eta=2,rungs=2"]
+    assert summary["reached"].str.fullmatch(r"[0-2]/2").all() and (summary["fraction"] == 0.95).all()
+    assert (summary["ratio"] > 0).all() and summary["seconds_full"].nunique() == 1
+    assert set(pd.read_csv(out / "curves.csv")["early_stopping"].fillna("")) == {"", "front@25", "front@0", "sh:eta=2,rungs=2"}
+    assert "| mini-quick.csv, `random` | `front@25` |" in capsys.readouterr().out
+    for bad in (["--rules", "front@30"], ["--rules", "best@25"], ["--rules", "sh,sh"], ["--samplers", "nope"],
+                ["--table", str(tmp_path / "none.csv")]):
+        assert esb.main([*argv[:-1], str(tmp_path / "bad"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("early_stopping_bound.py: ")
+    assert not (tmp_path / "bad").exists()
