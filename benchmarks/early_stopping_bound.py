@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"early_stopping_bound.py: {error}", file=sys.stderr)
         return 2
+    import torch
+
+    torch.set_num_threads(1)  # the GP's fits: a shared machine (the simulated times do not depend on it)
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results = [bound(bench, its_rules, samplers, seeds=args.seeds, trials=args.trials, workers=args.workers,
