@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from _scripts import ROOT, benchmark_script
 
 from nas.bench.replay import replay
 from nas.bench.table import TabularBenchmark, load_table
 from nas.errors import ConfigError
 from search_spaces import load_space
 
-ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "benchmarks" / "tables" / "mini-quick.csv"
 
 
 @pytest.fixture(scope="module")
 def esb():
-    saved = list(sys.path)
-    spec = importlib.util.spec_from_file_location("early_stopping_bound", ROOT / "benchmarks" / "early_stopping_bound.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("early_stopping_bound") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
-        sys.path[:] = saved
 
 
 @pytest.fixture(scope="module")

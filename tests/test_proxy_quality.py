@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def pq():
-    spec = importlib.util.spec_from_file_location("proxy_quality", ROOT / "benchmarks" / "proxy_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("proxy_quality") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
-
-
 
 
 def _rows(path: Path) -> list[dict]:
