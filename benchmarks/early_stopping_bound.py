@@ -4,15 +4,21 @@ replay's wall-clock mode, against the same sampler trained to the full budget.
     PYTHONPATH=. python benchmarks/early_stopping_bound.py                       # ehvi, both tables, 20 seeds
     PYTHONPATH=. python benchmarks/early_stopping_bound.py --samplers ehvi,tpe --table benchmarks/tables/mini-quick.csv
 
-A rule can only stop trials. The oracle ``front@R`` stops, at step R, exactly the architectures that
-are not on the table's true front, and none that are: every training it cuts short could not have
-added to the final front, so it bounds what a rule whose first decision is at step R saves by
-stopping what is not worth finishing. ``subset@R`` keeps fewer still: only the smallest subset of the
-true front that holds 95 % of its HV (``benchmarks/oracle_subset.py``), so it also stops the front
-members that the 95 % target does not need. ``front@0`` / ``subset@0`` are the same oracles at "step
-0": the stopped architectures cost no time at all (the replay's table with their ``seconds`` set to
-0), while the sampler is told what the oracle at the table's first rung tells it (the Δm there).
-Rules of ``--early-stopping`` (``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
+A rule can only stop trials. The oracle rule ``front@R`` stops, at step R, exactly the architectures
+that are not on the table's true front, and none that are: every training it cuts short could not
+have added to the final front. It is driven by the replay like a real rule (the sampler is told the
+stopped trial is PRUNED, with its Δm at R), so it also shows how the sampler copes with what a
+stopped trial leaves it. ``subset@R`` keeps fewer still: only the smallest subset of the true front
+that holds 95 % of its HV (``benchmarks/oracle_subset.py``).
+
+``front-time@R`` is the bound on the time itself: the full-budget replay's information (every trial
+told its final values, so the sampler proposes as it does without stopping, up to the order
+its workers finish in) with every off-front
+training billed only R steps of its measured time (the table's ``seconds`` scaled by R / steps). No
+rule whose first decision is at step R, however it picks, spends less on trainings that do not
+reach the front; ``front-time@0`` never trains them at all (the bound at "step 0").
+``subset-time@R`` bills the front members outside that subset so too. Rules of ``--early-stopping``
+(``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
 
 Per table, sampler and seed: one replay of ``--trials`` trials without stopping, and one of twice
 that per rule (as ``bimtdp bench compare`` does), with ``--workers`` simulated asynchronous workers
@@ -46,7 +52,8 @@ from nas.search.samplers import SAMPLERS  # noqa: E402
 from oracle_subset import best_subset  # noqa: E402
 
 TABLES = ("benchmarks/tables/mini-quick.csv", "benchmarks/tables/stages-width-quick.csv")
-RULES = ("front@0", "front@25", "front@50", "front@100", "subset@0", "subset@25", "sh")
+RULES = ("front@25", "front@50", "front@100", "front-time@0", "front-time@25", "front-time@50", "front-time@100",
+         "subset-time@0", "sh")
 #: The HV fraction the bound is about (the issue's "wall time to 95 % HV").
 FRACTION = 0.95
 
@@ -94,44 +101,52 @@ class OracleStopping:
         return Decision(kept, n, n if kept else 0, 0 if kept else 1, 0)
 
 
-def without_cost(bench: TabularBenchmark, kept: Iterable[str]) -> TabularBenchmark:
-    """The table with every architecture outside ``kept`` trained in no time (the "step 0" oracle)."""
+def cut_short(bench: TabularBenchmark, kept: Iterable[str], share: float) -> TabularBenchmark:
+    """The table with every architecture outside ``kept`` trained in ``share`` of its measured time."""
     table = bench.table.copy()
-    table.loc[~table["arch_id"].isin(set(kept)), "seconds"] = 0.0
+    cut = ~table["arch_id"].isin(set(kept))
+    table.loc[cut, "seconds"] = table.loc[cut, "seconds"] * share
     return TabularBenchmark(table, bench.objectives, source=bench.source)
 
 
-def first_rung(bench: TabularBenchmark) -> int:
-    """The smallest step the table records a Δm at."""
-    steps = bench.steps(bench.table["arch_id"].iat[0])
-    return next(step for step in range(1, steps) if rung_column(step) in bench.table.columns)
+@dataclass(frozen=True)
+class Variant:
+    """One replay configuration besides the full budget: a rule (or none) and the table it runs on."""
+
+    label: str
+    rule: Any
+    table: TabularBenchmark
 
 
-def make_rule(text: str, bench: TabularBenchmark) -> tuple[Any, TabularBenchmark]:
-    """``front@R``, ``subset@R`` or an ``--early-stopping`` rule -> (rule, the table to replay it on)."""
+def make_variant(text: str, bench: TabularBenchmark) -> Variant:
+    """``front@R``, ``subset@R``, ``front-time@R``, ``subset-time@R`` or an ``--early-stopping`` rule."""
     name, at, step_text = text.partition("@")
     if not at:
         rule = parse_early_stopping(text)
         if rule is None:
             raise ConfigError(f"rule {text!r}: 'none' is the full-budget run, always replayed")
-        return rule, bench
-    if name not in ("front", "subset"):
-        raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP or an --early-stopping rule (sh, ...)")
+        return Variant(rule.spec(), rule, bench)
+    if name not in ("front", "subset", "front-time", "subset-time"):
+        raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP, front-time@STEP, subset-time@STEP "
+                          f"or an --early-stopping rule (sh, ...)")
     try:
         step = int(step_text)
     except ValueError:
         raise ConfigError(f"rule {text!r}: the step must be an integer") from None
-    if step != 0 and rung_column(step) not in bench.table.columns:
+    steps = bench.steps(bench.table["arch_id"].iat[0])
+    kept = list(bench.front()["arch_id"]) if name.startswith("front") else best_subset(bench, FRACTION)[0]
+    if name.endswith("-time"):
+        if not 0 <= step < steps:
+            raise ConfigError(f"rule {text!r}: the step must be in 0..{steps - 1}")
+        return Variant(text, None, cut_short(bench, kept, step / steps))
+    if rung_column(step) not in bench.table.columns:
         raise ConfigError(f"rule {text!r}: {bench.source} records no Δm at step {step} (no {rung_column(step)!r} column)")
-    kept = list(bench.front()["arch_id"]) if name == "front" else best_subset(bench, FRACTION)[0]
-    if step == 0:
-        return OracleStopping.for_table(bench, kept, first_rung(bench), text), without_cost(bench, kept)
-    return OracleStopping.for_table(bench, kept, step, text), bench
+    return Variant(text, OracleStopping.for_table(bench, kept, step, text), bench)
 
 
-def bound(bench: TabularBenchmark, rules: Sequence[tuple[Any, TabularBenchmark]], samplers: Sequence[str], *,
+def bound(bench: TabularBenchmark, variants: Sequence[Variant], samplers: Sequence[str], *,
           seeds: int, trials: int, workers: int, log: Any = print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One table and its rules (:func:`make_rule`): (the summary rows per rule and sampler, every replay's curve)."""
+    """One table and its variants (:func:`make_variant`): (the summary rows per variant and sampler, every replay's curve)."""
     from search_spaces import load_space
 
     space = load_space(bench.space)
@@ -139,7 +154,7 @@ def bound(bench: TabularBenchmark, rules: Sequence[tuple[Any, TabularBenchmark]]
     curves = []
     for sampler in samplers:
         for seed in range(seeds):
-            runs = [("", bench, None, trials), *((rule.spec(), table, rule, 2 * trials) for rule, table in rules)]
+            runs = [("", bench, None, trials), *((v.label, v.table, v.rule, 2 * trials) for v in variants)]
             for label, table, rule, length in runs:
                 curve = replay(table, space, sampler, seed=seed, trials=length, early_stopping=rule, workers=workers)
                 curve["early_stopping"] = label
@@ -147,8 +162,8 @@ def bound(bench: TabularBenchmark, rules: Sequence[tuple[Any, TabularBenchmark]]
             log(f"{name} {sampler} seed {seed} done ({time.strftime('%H:%M:%S')})")
     curves = pd.concat(curves, ignore_index=True)
     full = curves[curves["early_stopping"] == ""]
-    rows = [early_stopping_summary(pd.concat([full, curves[curves["early_stopping"] == rule.spec()]]),
-                                   fractions=(FRACTION,), by="wall_seconds") for rule, _ in rules]
+    rows = [early_stopping_summary(pd.concat([full, curves[curves["early_stopping"] == v.label]]),
+                                   fractions=(FRACTION,), by="wall_seconds") for v in variants]
     summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     summary.insert(0, "table", name)
     curves.insert(0, "table", name)
@@ -182,13 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in (("--workers", args.workers), ("--seeds", args.seeds), ("--trials", args.trials)):
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
-        if not rules or len(set(rules)) < len(rules):
-            raise ConfigError(f"--rules must name at least one rule, each once, got {args.rules!r}")
         unknown = [s for s in samplers if s not in SAMPLERS]
         if unknown or not samplers:
             raise ConfigError(f"unknown sampler(s) {unknown or samplers}; choose from {list(SAMPLERS)}")
         tables = [load_table(path) for path in args.table]  # every rule on every table, before anything runs
-        made = [[make_rule(text, bench) for text in rules] for bench in tables]
+        made = [[make_variant(text, bench) for text in rules] for bench in tables]
+        if not rules or len({v.label for v in made[0]}) < len(rules):
+            raise ConfigError(f"--rules must name at least one rule, each once, got {args.rules!r}")
     except ConfigError as error:
         print(f"early_stopping_bound.py: {error}", file=sys.stderr)
         return 2
@@ -197,8 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)  # the GP's fits: a shared machine (the simulated times do not depend on it)
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    results = [bound(bench, its_rules, samplers, seeds=args.seeds, trials=args.trials, workers=args.workers,
-                     log=lambda line: print(line, flush=True)) for bench, its_rules in zip(tables, made)]
+    results = [bound(bench, variants, samplers, seeds=args.seeds, trials=args.trials, workers=args.workers,
+                     log=lambda line: print(line, flush=True)) for bench, variants in zip(tables, made)]
     summary = pd.concat([s for s, _ in results], ignore_index=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
