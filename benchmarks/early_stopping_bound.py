@@ -11,14 +11,14 @@ stopped trial is PRUNED, with its Δm at R), so it also shows how the sampler co
 stopped trial leaves it. ``subset@R`` keeps fewer still: only the smallest subset of the true front
 that holds 95 % of its HV (``benchmarks/oracle_subset.py``).
 
-``front-time@R`` is the bound on the time itself: the full-budget replay's information (every trial
-told its final values, so the sampler proposes as it does without stopping, up to the order
-its workers finish in) with every off-front
-training billed only R steps of its measured time (the table's ``seconds`` scaled by R / steps). No
-rule whose first decision is at step R, however it picks, spends less on trainings that do not
-reach the front; ``front-time@0`` never trains them at all (the bound at "step 0").
-``subset-time@R`` bills the front members outside that subset so too. Rules of ``--early-stopping``
-(``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
+``front-time@R`` is the bound on the time itself: every off-front training billed only R steps of
+its measured time (the table's ``seconds`` scaled by R / steps) and adding nothing to the found
+front's HV, as if stopped at R, while the sampler is told its final values as in the full-budget
+replay (so it proposes as it does without stopping, up to the order its workers finish in). No rule
+whose first decision is at step R spends less on trainings that do not reach the front, nor leaves
+its sampler better informed; ``front-time@0`` never trains them at all (the bound at "step 0").
+``subset-time@R`` treats the front members outside that subset so too. Rules of
+``--early-stopping`` (``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
 
 Per table, sampler and seed: one replay of ``--trials`` trials without stopping, and one of twice
 that per rule (as ``bimtdp bench compare`` does), with ``--workers`` simulated asynchronous workers
@@ -41,6 +41,7 @@ from typing import Any, Iterable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nas.bench.replay import early_stopping_summary, replay  # noqa: E402
@@ -101,12 +102,25 @@ class OracleStopping:
         return Decision(kept, n, n if kept else 0, 0 if kept else 1, 0)
 
 
-def cut_short(bench: TabularBenchmark, kept: Iterable[str], share: float) -> TabularBenchmark:
-    """The table with every architecture outside ``kept`` trained in ``share`` of its measured time."""
-    table = bench.table.copy()
-    cut = ~table["arch_id"].isin(set(kept))
-    table.loc[cut, "seconds"] = table.loc[cut, "seconds"] * share
-    return TabularBenchmark(table, bench.objectives, source=bench.source)
+@dataclass
+class KeptOnly(TabularBenchmark):
+    """A table whose architectures outside ``kept`` train in ``share`` of their measured time and
+    add nothing to the found front's HV (a stopped trial is on no front); the sampler is still told
+    their final values."""
+
+    kept: frozenset[str] = frozenset()
+    share: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.table = self.table.copy()
+        cut = ~self.table["arch_id"].isin(self.kept)
+        self.table.loc[cut, "seconds"] = self.table.loc[cut, "seconds"] * self.share
+        super().__post_init__()
+        self._counted = {self.values(a) for a in self.kept}
+
+    def hv_ratio(self, points: Any) -> float:
+        points = np.asarray(points, dtype=float).reshape(-1, len(self.objectives))
+        return super().hv_ratio(points[[tuple(map(float, p)) in self._counted for p in points]])
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,7 @@ def make_variant(text: str, bench: TabularBenchmark) -> Variant:
     if name.endswith("-time"):
         if not 0 <= step < steps:
             raise ConfigError(f"rule {text!r}: the step must be in 0..{steps - 1}")
-        return Variant(text, None, cut_short(bench, kept, step / steps))
+        return Variant(text, None, KeptOnly(bench.table, bench.objectives, bench.source, frozenset(kept), step / steps))
     if rung_column(step) not in bench.table.columns:
         raise ConfigError(f"rule {text!r}: {bench.source} records no Δm at step {step} (no {rung_column(step)!r} column)")
     return Variant(text, OracleStopping.for_table(bench, kept, step, text), bench)

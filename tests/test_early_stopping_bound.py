@@ -71,18 +71,24 @@ def test_the_replay_drives_the_oracle_and_stops_only_what_is_off_the_front(esb, 
     assert curve["pruned"].iat[-1] == sum(not c for _, c in rule.decisions) > 0
 
 
-def test_the_time_oracle_bills_only_the_kept_architectures_in_full(esb, mini) -> None:
+def test_the_time_oracle_bills_and_counts_only_the_kept_architectures_in_full(esb, mini) -> None:
     variant = esb.make_variant("front-time@50", mini)
-    front = set(mini.front()["arch_id"])
+    front = mini.front()
     assert variant.rule is None and variant.label == "front-time@50"
     for arch in mini.table["arch_id"]:
-        share = 1.0 if arch in front else 50 / 200
+        share = 1.0 if arch in set(front["arch_id"]) else 50 / 200
         assert variant.table.seconds(arch) == pytest.approx(share * mini.seconds(arch))
+        assert variant.table.values(arch) == mini.values(arch)  # the sampler is told the final values
+    points = front[["delta_m", "ops"]].to_numpy()
+    off = mini.table.loc[~mini.table["arch_id"].isin(front["arch_id"]), ["delta_m", "ops"]].to_numpy()
+    assert variant.table.hv_ratio(points) == pytest.approx(1.0) and variant.table.hv_ratio(off) == 0.0
+    assert variant.table.hv_ratio([*points[:1], *off]) == pytest.approx(mini.hv_ratio(points[:1]))
     free = esb.make_variant("subset-time@0", mini).table
     kept = set(free.table.loc[free.table["seconds"] > 0, "arch_id"])
-    assert len(kept) == 1 and kept < front  # mini: one front member holds 96 % of the HV
+    assert len(kept) == 1 and kept < set(front["arch_id"])  # mini: one front member holds 96 % of the HV
     curve = replay(free, load_space(mini.space), "random", seed=1, trials=100, workers=4)
     assert set(curve["train_seconds"]) <= {0.0, mini.seconds(next(iter(kept)))} and curve["pruned"].iat[-1] == 0
+    assert set(curve["hv_ratio"]) <= {0.0, mini.hv_ratio([mini.values(next(iter(kept)))])}
 
 
 def test_main_writes_the_bound_and_refuses_bad_input_in_one_line(esb, tmp_path, capsys) -> None:
