@@ -11,14 +11,20 @@ stopped trial is PRUNED, with its Δm at R), so it also shows how the sampler co
 stopped trial leaves it. ``subset@R`` keeps fewer still: only the smallest subset of the true front
 that holds 95 % of its HV (``benchmarks/oracle_subset.py``).
 
-``front-time@R`` is the bound on the time itself: every off-front training billed only R steps of
-its measured time (the table's ``seconds`` scaled by R / steps) and adding nothing to the found
-front's HV, as if stopped at R, while the sampler is told its final values as in the full-budget
-replay (so it proposes as it does without stopping, up to the order its workers finish in). No rule
-whose first decision is at step R spends less on trainings that do not reach the front, nor leaves
-its sampler better informed; ``front-time@0`` never trains them at all (the bound at "step 0").
-``subset-time@R`` treats the front members outside that subset so too. Rules of
-``--early-stopping`` (``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
+The sampler's order of proposals aside, two more oracles tell the sampler every trial's final values
+as in the full-budget replay (so it proposes as it does without stopping, up to the order its workers
+finish in) and bill every off-front training only R steps of its measured time (the table's
+``seconds`` scaled by R / steps):
+
+* ``front-time@R`` still counts those trainings' results in the found front's HV: the bound. A rule
+  whose first decision is at step R and that never stops a front member pays at least R steps for
+  each training and gets from it at most its final result, so with the same proposals it cannot
+  reach the target sooner. ``front-time@0`` trains nothing off the front (the bound at "step 0").
+* ``front-stop@R`` counts them in no front, as if all were stopped at R (a stopped trial is on no
+  front): the oracle rule ``front@R`` with a sampler that loses nothing by a stop.
+  ``subset-stop@R`` treats the front members outside that subset so too.
+
+Rules of ``--early-stopping`` (``sh``, ``sh:eta=3,rungs=1``) may be listed too, for the comparison.
 
 Per table, sampler and seed: one replay of ``--trials`` trials without stopping, and one of twice
 that per rule (as ``bimtdp bench compare`` does), with ``--workers`` simulated asynchronous workers
@@ -53,8 +59,8 @@ from nas.search.samplers import SAMPLERS  # noqa: E402
 from oracle_subset import best_subset  # noqa: E402
 
 TABLES = ("benchmarks/tables/mini-quick.csv", "benchmarks/tables/stages-width-quick.csv")
-RULES = ("front@25", "front@50", "front@100", "front-time@0", "front-time@25", "front-time@50", "front-time@100",
-         "subset-time@0", "sh")
+RULES = ("front@25", "front@50", "front@100", *(f"front-{kind}@{step}" for kind in ("time", "stop") for step in (0, 25, 50, 100)),
+         "subset-stop@0", "sh")
 #: The HV fraction the bound is about (the issue's "wall time to 95 % HV").
 FRACTION = 0.95
 
@@ -103,24 +109,27 @@ class OracleStopping:
 
 
 @dataclass
-class KeptOnly(TabularBenchmark):
-    """A table whose architectures outside ``kept`` train in ``share`` of their measured time and
-    add nothing to the found front's HV (a stopped trial is on no front); the sampler is still told
-    their final values."""
+class CutShort(TabularBenchmark):
+    """A table whose architectures outside ``kept`` train in ``share`` of their measured time, their
+    results counted in the found front's HV only if ``counted`` (a stopped trial is on no front);
+    the sampler is told their final values either way."""
 
     kept: frozenset[str] = frozenset()
     share: float = 0.0
+    counted: bool = True
 
     def __post_init__(self) -> None:
         self.table = self.table.copy()
         cut = ~self.table["arch_id"].isin(self.kept)
         self.table.loc[cut, "seconds"] = self.table.loc[cut, "seconds"] * self.share
         super().__post_init__()
-        self._counted = {self.values(a) for a in self.kept}
+        self._kept_values = {self.values(a) for a in self.kept}
 
     def hv_ratio(self, points: Any) -> float:
         points = np.asarray(points, dtype=float).reshape(-1, len(self.objectives))
-        return super().hv_ratio(points[[tuple(map(float, p)) in self._counted for p in points]])
+        if not self.counted:
+            points = points[[tuple(map(float, p)) in self._kept_values for p in points]]
+        return super().hv_ratio(points)
 
 
 @dataclass(frozen=True)
@@ -133,15 +142,16 @@ class Variant:
 
 
 def make_variant(text: str, bench: TabularBenchmark) -> Variant:
-    """``front@R``, ``subset@R``, ``front-time@R``, ``subset-time@R`` or an ``--early-stopping`` rule."""
+    """``front@R``, ``subset@R``, ``{front,subset}-{time,stop}@R`` or an ``--early-stopping`` rule."""
     name, at, step_text = text.partition("@")
     if not at:
         rule = parse_early_stopping(text)
         if rule is None:
             raise ConfigError(f"rule {text!r}: 'none' is the full-budget run, always replayed")
         return Variant(rule.spec(), rule, bench)
-    if name not in ("front", "subset", "front-time", "subset-time"):
-        raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP, front-time@STEP, subset-time@STEP "
+    if name not in ("front", "subset", "front-time", "subset-time", "front-stop", "subset-stop"):
+        raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP, front-time@STEP, front-stop@STEP, "
+                          f"subset-time@STEP, subset-stop@STEP "
                           f"or an --early-stopping rule (sh, ...)")
     try:
         step = int(step_text)
@@ -149,10 +159,11 @@ def make_variant(text: str, bench: TabularBenchmark) -> Variant:
         raise ConfigError(f"rule {text!r}: the step must be an integer") from None
     steps = bench.steps(bench.table["arch_id"].iat[0])
     kept = list(bench.front()["arch_id"]) if name.startswith("front") else best_subset(bench, FRACTION)[0]
-    if name.endswith("-time"):
+    if name.endswith(("-time", "-stop")):
         if not 0 <= step < steps:
             raise ConfigError(f"rule {text!r}: the step must be in 0..{steps - 1}")
-        return Variant(text, None, KeptOnly(bench.table, bench.objectives, bench.source, frozenset(kept), step / steps))
+        return Variant(text, None, CutShort(bench.table, bench.objectives, bench.source, frozenset(kept), step / steps,
+                                            counted=name.endswith("-time")))
     if rung_column(step) not in bench.table.columns:
         raise ConfigError(f"rule {text!r}: {bench.source} records no Δm at step {step} (no {rung_column(step)!r} column)")
     return Variant(text, OracleStopping.for_table(bench, kept, step, text), bench)

@@ -71,19 +71,21 @@ def test_the_replay_drives_the_oracle_and_stops_only_what_is_off_the_front(esb, 
     assert curve["pruned"].iat[-1] == sum(not c for _, c in rule.decisions) > 0
 
 
-def test_the_time_oracle_bills_and_counts_only_the_kept_architectures_in_full(esb, mini) -> None:
-    variant = esb.make_variant("front-time@50", mini)
+def test_the_time_oracles_bill_only_the_kept_architectures_in_full(esb, mini) -> None:
+    bound, stopped = esb.make_variant("front-time@50", mini), esb.make_variant("front-stop@50", mini)
     front = mini.front()
-    assert variant.rule is None and variant.label == "front-time@50"
+    assert bound.rule is None and bound.label == "front-time@50" and stopped.rule is None
     for arch in mini.table["arch_id"]:
         share = 1.0 if arch in set(front["arch_id"]) else 50 / 200
-        assert variant.table.seconds(arch) == pytest.approx(share * mini.seconds(arch))
-        assert variant.table.values(arch) == mini.values(arch)  # the sampler is told the final values
+        for variant in (bound, stopped):
+            assert variant.table.seconds(arch) == pytest.approx(share * mini.seconds(arch))
+            assert variant.table.values(arch) == mini.values(arch)  # the sampler is told the final values
     points = front[["delta_m", "ops"]].to_numpy()
     off = mini.table.loc[~mini.table["arch_id"].isin(front["arch_id"]), ["delta_m", "ops"]].to_numpy()
-    assert variant.table.hv_ratio(points) == pytest.approx(1.0) and variant.table.hv_ratio(off) == 0.0
-    assert variant.table.hv_ratio([*points[:1], *off]) == pytest.approx(mini.hv_ratio(points[:1]))
-    free = esb.make_variant("subset-time@0", mini).table
+    assert stopped.table.hv_ratio(points) == pytest.approx(1.0) and stopped.table.hv_ratio(off) == 0.0
+    assert stopped.table.hv_ratio([*points[:1], *off]) == pytest.approx(mini.hv_ratio(points[:1]))
+    assert bound.table.hv_ratio(off) == mini.hv_ratio(off) > 0  # the bound counts every result
+    free = esb.make_variant("subset-stop@0", mini).table
     kept = set(free.table.loc[free.table["seconds"] > 0, "arch_id"])
     assert len(kept) == 1 and kept < set(front["arch_id"])  # mini: one front member holds 96 % of the HV
     curve = replay(free, load_space(mini.space), "random", seed=1, trials=100, workers=4)
@@ -101,7 +103,7 @@ def test_main_writes_the_bound_and_refuses_bad_input_in_one_line(esb, tmp_path, 
     assert (summary["ratio"] >= 0).all() and summary["seconds_full"].nunique() == 1
     assert set(pd.read_csv(out / "curves.csv")["early_stopping"].fillna("")) == {"", "front@25", "front-time@0", "sh:eta=2,rungs=2"}
     assert "| mini-quick.csv, `random` | `front@25` |" in capsys.readouterr().out
-    for bad in (["--rules", "front@30"], ["--rules", "front-time@200"], ["--rules", "best@25"],
+    for bad in (["--rules", "front@30"], ["--rules", "front-stop@200"], ["--rules", "best@25"],
                 ["--rules", "sh,sh:eta=2,rungs=2"], ["--samplers", "nope"],
                 ["--table", str(tmp_path / "none.csv")]):
         assert esb.main([*argv[:-1], str(tmp_path / "bad"), *bad]) == 2
