@@ -59,8 +59,8 @@ from nas.search.samplers import SAMPLERS  # noqa: E402
 from oracle_subset import best_subset  # noqa: E402
 
 TABLES = ("benchmarks/tables/mini-quick.csv", "benchmarks/tables/stages-width-quick.csv")
-RULES = ("front@25", "front@50", "front@100", *(f"front-{kind}@{step}" for kind in ("time", "stop") for step in (0, 25, 50, 100)),
-         "subset-stop@0", "sh")
+RULES = ("front@25", "front@50", "front@100",
+         *(f"front-{kind}@{step}" for kind in ("time", "stop") for step in (0, 25, 50, 100)), "subset-stop@0", "sh")
 #: The HV fraction the bound is about (the issue's "wall time to 95 % HV").
 FRACTION = 0.95
 
@@ -142,17 +142,17 @@ class Variant:
 
 
 def make_variant(text: str, bench: TabularBenchmark) -> Variant:
-    """``front@R``, ``subset@R``, ``{front,subset}-{time,stop}@R`` or an ``--early-stopping`` rule."""
+    """``front@R``, ``subset@R``, ``front-time@R``, ``front-stop@R``, ``subset-stop@R`` or a ``--early-stopping``
+    rule -> the variant."""
     name, at, step_text = text.partition("@")
     if not at:
         rule = parse_early_stopping(text)
         if rule is None:
             raise ConfigError(f"rule {text!r}: 'none' is the full-budget run, always replayed")
         return Variant(rule.spec(), rule, bench)
-    if name not in ("front", "subset", "front-time", "subset-time", "front-stop", "subset-stop"):
+    if name not in ("front", "subset", "front-time", "front-stop", "subset-stop"):
         raise ConfigError(f"unknown rule {text!r}: use front@STEP, subset@STEP, front-time@STEP, front-stop@STEP, "
-                          f"subset-time@STEP, subset-stop@STEP "
-                          f"or an --early-stopping rule (sh, ...)")
+                          f"subset-stop@STEP or an --early-stopping rule (sh, ...)")
     try:
         step = int(step_text)
     except ValueError:
@@ -171,7 +171,8 @@ def make_variant(text: str, bench: TabularBenchmark) -> Variant:
 
 def bound(bench: TabularBenchmark, variants: Sequence[Variant], samplers: Sequence[str], *,
           seeds: int, trials: int, workers: int, log: Any = print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One table and its variants (:func:`make_variant`): (the summary rows per variant and sampler, every replay's curve)."""
+    """One table and its variants (:func:`make_variant`): (the summary rows per variant and sampler,
+    every replay's curve)."""
     from search_spaces import load_space
 
     space = load_space(bench.space)
@@ -189,7 +190,7 @@ def bound(bench: TabularBenchmark, variants: Sequence[Variant], samplers: Sequen
     full = curves[curves["early_stopping"] == ""]
     rows = [early_stopping_summary(pd.concat([full, curves[curves["early_stopping"] == v.label]]),
                                    fractions=(FRACTION,), by="wall_seconds") for v in variants]
-    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    summary = pd.concat(rows, ignore_index=True)
     summary.insert(0, "table", name)
     curves.insert(0, "table", name)
     return summary, curves

@@ -101,9 +101,11 @@ def test_main_writes_the_bound_and_refuses_bad_input_in_one_line(esb, tmp_path, 
     assert list(summary["rule"]) == ["front@25", "front-time@0", "sh:eta=2,rungs=2"]
     assert summary["reached"].str.fullmatch(r"[0-2]/2").all() and (summary["fraction"] == 0.95).all()
     assert (summary["ratio"] >= 0).all() and summary["seconds_full"].nunique() == 1
-    assert set(pd.read_csv(out / "curves.csv")["early_stopping"].fillna("")) == {"", "front@25", "front-time@0", "sh:eta=2,rungs=2"}
+    labels = set(pd.read_csv(out / "curves.csv")["early_stopping"].fillna(""))
+    assert labels == {"", "front@25", "front-time@0", "sh:eta=2,rungs=2"}
     assert "| mini-quick.csv, `random` | `front@25` |" in capsys.readouterr().out
-    for bad in (["--rules", "front@30"], ["--rules", "front-stop@200"], ["--rules", "best@25"],
+    for bad in (["--rules", "front@30"], ["--rules", "front-stop@200"], ["--rules", "subset-time@0"],
+                ["--rules", "best@25"],
                 ["--rules", "sh,sh:eta=2,rungs=2"], ["--samplers", "nope"],
                 ["--table", str(tmp_path / "none.csv")]):
         assert esb.main([*argv[:-1], str(tmp_path / "bad"), *bad]) == 2
