@@ -49,13 +49,13 @@ def smallest_subset(table: TabularBenchmark, fraction: float) -> tuple[int, int,
 def expected_delta_m(table: TabularBenchmark) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The completed rows' table Δm, OPs and linear-model Δm, and the model's share of Δm's variance (R²)."""
     from nas.model.arch import Architecture
-    from nas.search.cost_aware import _Encoder
+    from nas.search.cost_aware import FieldEncoder
     from search_spaces import load_space
 
     rows = table.table[table.table["state"] == "COMPLETE"]
     archs = [Architecture.from_dict(json.loads(text)) for text in rows["arch_json"]]
     observed, ops = rows["delta_m"].to_numpy(float), rows["ops"].to_numpy(float)
-    design = np.column_stack([_Encoder(load_space(table.space))(archs), np.log(ops), np.ones(len(rows))])
+    design = np.column_stack([FieldEncoder(load_space(table.space))(archs), np.log(ops), np.ones(len(rows))])
     expected = design @ np.linalg.lstsq(design, observed, rcond=None)[0]
     r2 = 1.0 - float(np.sum((observed - expected) ** 2) / np.sum((observed - observed.mean()) ** 2))
     return observed, ops, expected, r2

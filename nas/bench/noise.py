@@ -5,7 +5,7 @@ Each table holds one training per architecture made with one seed (``bimtdp benc
 (:func:`average_tables`) stands in for the truth: its front is the *true* front a search should find.
 
 :func:`replay_repeats` runs the search's own rules on the tables: the sampler proposes, a front
-member's missing repeats are queued (:func:`nas.search.repeats.missing_front_repeats`), a re-proposed
+member's missing repeats are queued (:func:`nas.search.repeats.queue_front_repeats`), a re-proposed
 architecture adds a repeat while it has fewer than K, and training r of an architecture reads
 table r. It stops at a budget of training seconds (each training costs its architecture's
 ``seconds`` in the truth table, which :func:`average_tables` takes from the first table: the same
@@ -92,7 +92,7 @@ def replay_repeats(
     from nas.bench.replay import table_context
     from nas.errors import SpaceExhausted
     from nas.search.local import quiet_optuna
-    from nas.search.repeats import REPEAT_ATTR, missing_front_repeats, record_noise, study_frame, taken_repeats
+    from nas.search.repeats import REPEAT_ATTR, queue_front_repeats, study_frame, taken_repeats
     from nas.search.samplers import make_sampler
 
     if not 1 <= repeats <= len(benches):
@@ -129,13 +129,7 @@ def replay_repeats(
             trainings += 1
         idle = idle + 1 if repeat is None else 0
         study.tell(trial, list(values))
-        trials = study.get_trials(deepcopy=False)
-        if repeats > 1:  # as the search does after every trial (nas.search.repeats.queue_front_repeats)
-            record_noise(study, trials, objectives)
-        for arch_id, wanted in missing_front_repeats(trials, objectives, repeats).items():
-            params = next(t.params for t in trials if t.user_attrs.get("arch_id") == arch_id)
-            for r in wanted:
-                study.enqueue_trial(dict(params), user_attrs={REPEAT_ATTR: r, "arch_id": arch_id})
+        queue_front_repeats(study, objectives, repeats)  # as the search does after every trial
     frame = study_frame(study.get_trials(deepcopy=False), objectives)
     believed = front_members(frame, objectives)
     true_ids = set(truth.front()["arch_id"])

@@ -54,7 +54,8 @@ from nas.search.optuna_internals import set_trial_user_attr
 from nas.search.repeats import NOISE_ATTR
 from nas.search.study_objectives import value_of
 
-__all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "SamplerContext", "network_key", "predict_from_rung"]
+__all__ = ["CHEAP_COLUMNS", "CostAwareSampler", "ENUMERATE_LIMIT", "FieldEncoder", "SamplerContext", "network_key",
+           "predict_from_rung"]
 
 #: Spaces up to this many architectures are enumerated; larger ones are sampled.
 ENUMERATE_LIMIT = 2048
@@ -183,8 +184,9 @@ class _StudyState:
     rung_pairs: dict[int, list[tuple[float, float]]]  # step -> (value at the rung, final value) of completed trials
 
 
-class _Encoder:
-    """Architecture fields (and log costs) → a vector in [0, 1]^d for the GP."""
+class FieldEncoder:
+    """Architecture fields → a vector in [0, 1]^d: the GP's features (the sampler appends the log
+    costs), and the linear model of ``benchmarks/oracle_subset.py``."""
 
     def __init__(self, space: Any) -> None:
         self.parts: list[tuple[str, tuple[Any, ...]]] = [(d.name, d.choices) for d in space.dimensions if len(d.choices) > 1]
@@ -220,7 +222,7 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         self.context = context
         self._rng = np.random.default_rng(seed)
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
-        self._encode = _Encoder(context.space)
+        self._encode = FieldEncoder(context.space)
         # The one objective learned (Δm, or a task metric), the others costs known before training.
         self._delta = next(i for i, o in enumerate(context.objectives) if o.column not in context.columns)
         self._sign = 1.0 if context.objectives[self._delta].direction == "maximize" else -1.0
